@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 import click
 from sqlalchemy import Engine
 
+from delivery import format_time
+
 from ..config import LoadedSettings, Settings, load_settings
 from ..db import make_engine, upgrade
 from ..exceptions import ConfigError, StorageError
@@ -92,14 +94,8 @@ def emit_json(document: Any) -> None:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return iso_ms(value)
+        return format_time(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def iso_ms(value: datetime) -> str:
-    """The contract's time form: ``2026-06-19T12:00:00.000Z``."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def parse_time(value: str, option: str) -> datetime:
