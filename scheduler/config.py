@@ -63,9 +63,38 @@ class DatabaseConfig(_Section):
 
 
 class SchedulerConfig(_Section):
-    """``[scheduler]``: the daemon's clocks."""
+    """``[scheduler]``: the daemon's clocks, the tail, and what is sent when."""
 
     tail_interval_s: float = Field(DEFAULT_TAIL_INTERVAL_S, gt=0, le=3600)
+    # A first start begins at "now": a new daemon must not flood receivers with history.
+    tail_start: Literal["now", "beginning"] = "now"
+    # How late an approval row may commit (after its created_at/resolved_at) and still be sent.
+    tail_lookback_s: float = Field(300, ge=0, le=86_400)
+    # How long a missing activity_log id is waited for before it counts as rolled back. Five
+    # minutes outlasts any sane gateway transaction.
+    tail_gap_timeout_s: float = Field(300, gt=0, le=86_400)
+    # At most this many activity rows per poll; the rest are read on the next poll.
+    tail_batch: int = Field(5_000, ge=100, le=1_000_000)
+    # A continuing incident pages once an hour, not every detector interval.
+    cooldown_s: float = Field(3_600, ge=0, le=30 * 86_400)
+    # After downtime, anomalies in windows older than this are recorded as skipped, not sent:
+    # a page about last night's spike, this morning, helps nobody.
+    max_catchup_age_s: float = Field(6 * 3_600, gt=0, le=30 * 86_400)
+    # On SIGTERM, in-flight deliveries get this long to finish; the outbox re-sends the rest.
+    shutdown_deadline_s: float = Field(10, ge=0, le=600)
+    # Done outbox rows (the keys that stop duplicates) are kept this long.
+    outbox_retention_days: float = Field(7, gt=0, le=365)
+    # Events the in-process hook may queue before it drops (and counts) the next one.
+    hook_queue_size: int = Field(10_000, ge=1, le=1_000_000)
+
+
+class MetricsConfig(_Section):
+    """``[metrics]``: Prometheus metrics on a local port."""
+
+    enabled: bool = True
+    # Loopback by default: metrics are for the local agent that scrapes them.
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=1, le=65_535)
 
 
 class LoggingConfig(_Section):
@@ -83,6 +112,7 @@ class Settings(_Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     detectors: DetectorsConfig = DetectorsConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 
     EnforgateError
     ├── ConfigError (ValueError)      the config file or an ENFORGATE_* override is invalid
-    └── StorageError                  the database could not be reached or migrated
+    ├── StorageError                  the database could not be reached or migrated
+    └── MalformedRowError (ValueError) a row the gateway wrote cannot become an event
 """
 
 from __future__ import annotations
@@ -20,3 +21,7 @@ class ConfigError(EnforgateError, ValueError):
 
 class StorageError(EnforgateError):
     """The database could not be reached, opened or migrated."""
+
+
+class MalformedRowError(EnforgateError, ValueError):
+    """A row the gateway wrote cannot be turned into an event; it is counted and skipped."""

@@ -1,0 +1,176 @@
+"""The outbox: every event is written down under a unique key before it is handed to delivery.
+
+Why: the dispatcher is fire-and-forget and in memory. Writing the event first, in the same
+transaction that moves the tail (or records the anomaly), means a crash can lose nothing that was
+committed, and the unique key means the tail, the in-process hook and a restart can never send
+the same event twice. A row is marked done once every subscribed endpoint had its attempt; rows
+still pending at start-up are handed to delivery again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .state import outbox
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """What the outbox needs of the dispatcher."""
+
+    def publish(
+        self,
+        account_id: str,
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        on_done: Callable[[], None] | None = None,
+    ) -> bool: ...
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """An event to send once: ``key`` names its cause, e.g. ``call.blocked:123``."""
+
+    key: str
+    account_id: str
+    event_type: str
+    data: Mapping[str, Any]
+
+
+def insert_new(
+    conn: Connection, events: Sequence[OutboxEvent], now: datetime
+) -> list[tuple[int, OutboxEvent]]:
+    """Insert the events whose key is not in the outbox yet, in the caller's transaction.
+
+    Returns:
+        The inserted events with their row ids, in the order given.
+    """
+    if not events:
+        return []
+    by_key = {e.key: e for e in events}
+    rows = [
+        {
+            "key": e.key,
+            "account_id": e.account_id,
+            "event_type": e.event_type,
+            "data": dict(e.data),
+            "created_at": now,
+        }
+        for e in by_key.values()
+    ]
+    dialect = conn.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(outbox).on_conflict_do_nothing(index_elements=["key"])
+    inserted: dict[str, int] = {}
+    # RETURNING with a multi-row VALUES keeps one round trip per chunk on both databases.
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        result = conn.execute(stmt.values(chunk).returning(outbox.c.id, outbox.c.key))
+        inserted.update({key: row_id for row_id, key in result})
+    return [(inserted[e.key], e) for e in by_key.values() if e.key in inserted]
+
+
+class OutboxRelay:
+    """Hands outbox rows to the dispatcher and marks them done when their attempts are over.
+
+    ``send``, ``take_done`` and ``forget`` run on the event loop (the dispatcher calls back
+    there); ``load_pending``, ``mark_done`` and ``purge`` touch the database and run in a worker
+    thread.
+    """
+
+    def __init__(self, engine: Engine, publisher: Publisher) -> None:
+        self._engine = engine
+        self._publisher = publisher
+        self._in_flight: set[int] = set()
+        self._done: list[int] = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def send(self, events: Iterable[tuple[int, OutboxEvent]]) -> int:
+        """Publish freshly inserted events now; returns how many the dispatcher took.
+
+        An event the dispatcher refuses (its queue is full) stays pending in the outbox and
+        goes out with the next :meth:`resend_pending`.
+        """
+        taken = 0
+        for row_id, event in events:
+            if row_id in self._in_flight:
+                continue
+            self._in_flight.add(row_id)
+            ok = self._publisher.publish(
+                event.account_id, event.event_type, event.data, on_done=self._marker(row_id)
+            )
+            if ok:
+                taken += 1
+            else:
+                self._in_flight.discard(row_id)
+        return taken
+
+    def _marker(self, row_id: int) -> Callable[[], None]:
+        def done() -> None:
+            self._done.append(row_id)
+
+        return done
+
+    def load_pending(self, limit: int = 1000) -> list[tuple[int, OutboxEvent]]:
+        """Rows not done and not in flight: left by a crash, or refused by a full queue.
+
+        Blocking (a database read): call it from a worker thread, then :meth:`send` the result
+        on the loop.
+        """
+        in_flight = frozenset(self._in_flight)
+        query = (
+            sa.select(
+                outbox.c.id, outbox.c.key, outbox.c.account_id, outbox.c.event_type, outbox.c.data
+            )
+            .where(outbox.c.done_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(limit + len(in_flight))
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            (r.id, OutboxEvent(r.key, r.account_id, r.event_type, r.data))
+            for r in rows
+            if r.id not in in_flight
+        ][:limit]
+
+    def take_done(self) -> list[int]:
+        """The ids whose attempts finished since the last call (on the loop)."""
+        ids, self._done = self._done, []
+        return ids
+
+    def mark_done(self, ids: Sequence[int], now: datetime | None = None) -> None:
+        """Record finished events in one statement per 500 (blocking: a worker thread)."""
+        now = now or datetime.now(UTC)
+        with self._engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    sa.update(outbox)
+                    .where(outbox.c.id.in_(ids[start : start + 500]))
+                    .values(done_at=now)
+                )
+
+    def forget(self, ids: Iterable[int]) -> None:
+        """Drop finished ids from the in-flight set once they are marked (on the loop)."""
+        self._in_flight.difference_update(ids)
+
+    def purge(self, before: datetime) -> int:
+        """Forget done events finished before ``before`` (their keys are no longer needed)."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                sa.delete(outbox).where(outbox.c.done_at.is_not(None), outbox.c.done_at < before)
+            )
+        return int(result.rowcount or 0)
