@@ -2,6 +2,16 @@
 
 from . import payloads
 from .config import DeliveryConfig
+from .dispatcher import Dispatcher, Observer
+from .endpoints import (
+    CreatedEndpoint,
+    DeliveryLogEntry,
+    Endpoint,
+    EndpointStore,
+    LastDelivery,
+    validate_events,
+    validate_url,
+)
 from .exceptions import (
     BadTimestamp,
     DeliveryError,
@@ -22,22 +32,35 @@ from .exceptions import (
     UnknownEvent,
 )
 from .payloads import EVENT_TYPES, format_time
+from .records import DeliveryOutcome, DeliveryRecord
 from .schema import metadata
+from .secret_box import SECRET_KEY_ENV, SecretCipher, load_cipher
 from .signing import generate_secret, secret_hint, sign, verify
 
 __all__ = [
     "EVENT_TYPES",
+    "SECRET_KEY_ENV",
     "BadTimestamp",
+    "CreatedEndpoint",
     "DeliveryConfig",
     "DeliveryError",
+    "DeliveryLogEntry",
+    "DeliveryOutcome",
+    "DeliveryRecord",
     "DeliveryStorageError",
+    "Dispatcher",
+    "Endpoint",
+    "EndpointStore",
     "InvalidBody",
     "InvalidEndpoint",
     "InvalidSecret",
     "InvalidUrl",
+    "LastDelivery",
     "MissingHeader",
     "NotFound",
+    "Observer",
     "PlanNotAllowed",
+    "SecretCipher",
     "SecretKeyError",
     "SignatureError",
     "SignatureMismatch",
@@ -47,9 +70,12 @@ __all__ = [
     "UnknownEvent",
     "format_time",
     "generate_secret",
+    "load_cipher",
     "metadata",
     "payloads",
     "secret_hint",
     "sign",
+    "validate_events",
+    "validate_url",
     "verify",
 ]

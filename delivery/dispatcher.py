@@ -1,0 +1,474 @@
+"""The dispatcher: queues events, signs and sends them to each subscribed endpoint, records how
+each attempt went.
+
+Flow: ``publish()`` appends to a bounded queue and returns. One loop task takes events off the
+queue, builds each body once, and appends one delivery per subscribed endpoint to that
+endpoint's own bounded backlog. Each endpoint has up to ``per_endpoint_concurrency`` worker tasks
+draining its backlog, and all of them share ``max_concurrency`` request slots and one
+``httpx.AsyncClient``. Outcomes are buffered and written in batches by a flusher task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import httpx
+from sqlalchemy import Engine
+
+from .config import DeliveryConfig
+from .endpoints import EndpointStore, Target
+from .exceptions import DeliveryError
+from .payloads import EVENT_TYPES, WEBHOOK_TEST, format_time, webhook_test
+from .records import DeliveryOutcome, DeliveryRecord
+from .secret_box import SecretCipher, load_cipher
+from .signing import HEADER_DELIVERY, HEADER_EVENT, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign
+from .transport import USER_AGENT, make_client, post
+
+logger = logging.getLogger(__name__)
+
+TEST_MESSAGE: Final = "This is a test delivery from enforgate-webhooks."
+# How long the loop waits for room in a full endpoint backlog before calling the endpoint
+# congested and dropping its new deliveries: long enough for a busy but working receiver to
+# free a place, short enough that a hanging one delays the others only this once.
+_CONGESTION_WAIT_S: Final = 0.1
+# Outcomes kept in memory while the database is unreachable; older ones are dropped past this.
+_MAX_BUFFERED_RECORDS: Final = 50_000
+# The delivery log is pruned this often.
+_PRUNE_EVERY_S: Final = 3600.0
+# drain() checks for idleness this often; it is for tests and `run --once`, not a hot path.
+_DRAIN_POLL_S: Final = 0.005
+# A full queue is logged at most this often, with the count since the last line.
+_DROP_LOG_EVERY_S: Final = 10.0
+
+Observer = Callable[[DeliveryRecord], None]
+
+
+@dataclass(slots=True)
+class _Event:
+    account_id: str
+    event_type: str
+    data: dict[str, Any]
+    sent_at: datetime
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One endpoint's backlog and workers."""
+
+    backlog: deque[tuple[bytes, str, Target]] = field(default_factory=deque)
+    workers: int = 0
+    congested: bool = False
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Dispatcher:
+    """Delivers events to the endpoints that subscribe to them.
+
+    Args:
+        engine: the database with the endpoints; owned by the caller.
+        config: the ``[delivery]`` settings.
+        client: the shared HTTP client; if None the dispatcher creates one and closes it in
+            :meth:`aclose`. An injected client is the caller's to close.
+        observer: called once per attempt with its record (metrics, logs). Exceptions from it
+            are logged and swallowed.
+        cipher: decrypts endpoint secrets; default: the key from ``ENFORGATE_SECRET_KEY`` or
+            ``config.secret_key_file``.
+
+    Thread safety: :meth:`publish` may be called from any thread. It appends to a deque under a
+    ``threading.Lock`` and, from a foreign thread, wakes the loop with
+    ``loop.call_soon_threadsafe``; everything else runs on the loop that called :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: DeliveryConfig,
+        *,
+        client: httpx.AsyncClient | None = None,
+        observer: Observer | None = None,
+        cipher: SecretCipher | None = None,
+    ) -> None:
+        self._config = config
+        self._store = EndpointStore(
+            engine,
+            cipher if cipher is not None else load_cipher(config.secret_key_file),
+            allow_insecure_localhost=config.allow_insecure_localhost,
+        )
+        self._client = client
+        self._owns_client = client is None
+        self._observer = observer
+        self._lock = threading.Lock()
+        self._queue: deque[_Event] = deque()
+        self._closed = False
+        self._dropped = 0
+        self._dropped_since_log = 0
+        self._last_drop_log = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots: dict[str, _Slot] = {}
+        self._targets: dict[str, list[Target]] = {}
+        self._targets_at = -float("inf")
+        self._busy = False  # the loop holds an event it has not finished fanning out
+        self._in_flight = 0
+        self._requests: asyncio.Semaphore | None = None
+        self._records: list[DeliveryRecord] = []
+        self._flush_lock: asyncio.Lock | None = None
+        self._last_prune = -float("inf")
+
+    # -- read-only stats -------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        """Events published and not yet fanned out to their endpoints."""
+        return len(self._queue)
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped by :meth:`publish` (queue full, closed, or unusable)."""
+        return self._dropped
+
+    @property
+    def in_flight(self) -> int:
+        """HTTP requests under way right now."""
+        return self._in_flight
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the loop and the flusher on the running event loop."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wakeup = asyncio.Event()
+        self._requests = asyncio.Semaphore(self._config.max_concurrency)
+        self._flush_lock = asyncio.Lock()
+        if self._client is None:
+            self._client = make_client(self._config)
+        self._spawn(self._run())
+        self._spawn(self._flusher())
+        if self._queue:
+            self._wakeup.set()
+
+    # `timeout` is the interface the daemon and tests were promised (ASYNC109 prefers a scope).
+    async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Wait until every queued event is delivered and every outcome is written.
+
+        Returns False if that did not happen within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._idle():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_DRAIN_POLL_S)
+        await self._flush()
+        return True
+
+    async def aclose(self, deadline_s: float) -> None:
+        """Stop taking events, let queued and in-flight deliveries finish for up to
+        ``deadline_s`` seconds, cancel what is left, write the outcomes, close an owned client."""
+        with self._lock:
+            self._closed = True
+        if self._loop is None:
+            return
+        await self.drain(deadline_s)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._flush()
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def publish(self, account_id: str, event_type: str, data: Mapping[str, Any]) -> bool:
+        """Queue an event for ``account_id``'s endpoints that subscribe to ``event_type``.
+
+        Returns at once and never raises. Returns False if the event was dropped: the queue is
+        full, the dispatcher is closed, or the event type is unknown.
+        """
+        try:
+            if event_type not in EVENT_TYPES:
+                return self._drop(f"unknown event type {event_type!r}")
+            event = _Event(account_id, event_type, dict(data), datetime.now(UTC))
+            with self._lock:
+                accepted = not self._closed and len(self._queue) < self._config.queue_size
+                if accepted:
+                    self._queue.append(event)
+            if not accepted:
+                return self._drop("dispatcher closed" if self._closed else "queue full")
+            wakeup = self._wakeup
+            # A set event means the loop has yet to look at the queue: it will see this one too.
+            if wakeup is not None and not wakeup.is_set():
+                if threading.get_ident() == self._loop_thread:
+                    wakeup.set()
+                elif self._loop is not None:
+                    self._loop.call_soon_threadsafe(wakeup.set)
+            return True
+        except Exception:
+            logger.exception("publish failed; event dropped")
+            with contextlib.suppress(Exception):
+                self._dropped += 1
+            return False
+
+    def _drop(self, why: str) -> bool:
+        with self._lock:
+            self._dropped += 1
+            self._dropped_since_log += 1
+            now = time.monotonic()
+            if now - self._last_drop_log < _DROP_LOG_EVERY_S:
+                return False
+            count, self._dropped_since_log, self._last_drop_log = self._dropped_since_log, 0, now
+        logger.warning(
+            "webhook event dropped (%s): %d since the last warning, %d in all",
+            why,
+            count,
+            self._dropped,
+        )
+        return False
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _idle(self) -> bool:
+        return (
+            not self._queue
+            and not self._busy
+            and self._in_flight == 0
+            and all(not s.backlog and s.workers == 0 for s in self._slots.values())
+        )
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while True:
+                with self._lock:
+                    if not self._queue:
+                        break
+                    event = self._queue.popleft()
+                    self._busy = True
+                try:
+                    await self._fan_out(event)
+                except Exception:
+                    logger.exception("event %s for %s dropped", event.event_type, event.account_id)
+                finally:
+                    self._busy = False
+
+    async def _fan_out(self, event: _Event) -> None:
+        targets = [
+            t for t in (await self._targets_of(event.account_id)) if event.event_type in t.events
+        ]
+        if not targets:
+            return
+        body = _body(event.event_type, event.data, event.sent_at)  # built once for all
+        for target in targets:
+            await self._enqueue(body, event.event_type, target)
+
+    async def _targets_of(self, account_id: str) -> list[Target]:
+        if time.monotonic() - self._targets_at >= self._config.endpoints_refresh_s:
+            await self.refresh_endpoints()
+        return self._targets.get(account_id, [])
+
+    async def refresh_endpoints(self) -> None:
+        """Re-read the endpoints now (otherwise every ``endpoints_refresh_s`` seconds)."""
+        self._targets_at = time.monotonic()
+        try:
+            targets = await asyncio.to_thread(self._store.targets)
+        except DeliveryError as exc:
+            logger.error("cannot read webhook endpoints, keeping the last list: %s", exc)
+            return
+        by_account: dict[str, list[Target]] = {}
+        for target in targets:
+            by_account.setdefault(target.account_id, []).append(target)
+        self._targets = by_account
+
+    async def _enqueue(self, body: bytes, event_type: str, target: Target) -> None:
+        slot = self._slots.get(target.endpoint_id)
+        if slot is None:
+            slot = self._slots[target.endpoint_id] = _Slot()
+        limit = self._config.per_endpoint_backlog
+        if len(slot.backlog) >= limit and not slot.congested:
+            slot.room.clear()
+            try:
+                await asyncio.wait_for(slot.room.wait(), _CONGESTION_WAIT_S)
+            except TimeoutError:
+                slot.congested = True
+                logger.warning(
+                    "endpoint %s is not keeping up (%d deliveries waiting): dropping its new "
+                    "deliveries until it catches up",
+                    target.endpoint_id,
+                    len(slot.backlog),
+                )
+        if len(slot.backlog) >= limit:
+            self._record(
+                DeliveryRecord(
+                    delivery_id=_delivery_id(),
+                    endpoint_id=target.endpoint_id,
+                    account_id=target.account_id,
+                    event_type=event_type,
+                    at=datetime.now(UTC),
+                    duration_s=0.0,
+                    outcome=DeliveryOutcome.DROPPED,
+                    ok=False,
+                    status=None,
+                    error=f"BacklogFull: {len(slot.backlog)} deliveries already waiting",
+                )
+            )
+            return
+        slot.backlog.append((body, event_type, target))
+        if slot.workers < self._config.per_endpoint_concurrency:
+            slot.workers += 1
+            self._spawn(self._work(slot))
+
+    async def _work(self, slot: _Slot) -> None:
+        try:
+            while slot.backlog:
+                body, event_type, target = slot.backlog.popleft()
+                limit = self._config.per_endpoint_backlog
+                if len(slot.backlog) < limit:
+                    slot.room.set()
+                    if slot.congested and len(slot.backlog) <= limit // 2:
+                        slot.congested = False
+                try:
+                    await self._attempt(body, event_type, target)
+                except Exception:
+                    # A bug here must not stop this endpoint's other deliveries.
+                    logger.exception("delivery to %s failed unexpectedly", target.endpoint_id)
+        finally:
+            slot.workers -= 1
+
+    async def _attempt(self, body: bytes, event_type: str, target: Target) -> DeliveryRecord:
+        assert self._requests is not None
+        assert self._client is not None
+        async with self._requests:
+            self._in_flight += 1
+            try:
+                delivery_id = _delivery_id()
+                timestamp = time.time_ns() // 1_000_000
+                headers = {
+                    "content-type": "application/json",
+                    "user-agent": USER_AGENT,
+                    HEADER_EVENT: event_type,
+                    HEADER_TIMESTAMP: str(timestamp),
+                    HEADER_SIGNATURE: sign(target.secret, timestamp, body),
+                    HEADER_DELIVERY: delivery_id,
+                }
+                at = datetime.now(UTC)
+                started = time.perf_counter()
+                outcome, status, error = await post(
+                    self._client, target.url, body, headers, self._config
+                )
+                duration = time.perf_counter() - started
+            finally:
+                self._in_flight -= 1
+        record = DeliveryRecord(
+            delivery_id=delivery_id,
+            endpoint_id=target.endpoint_id,
+            account_id=target.account_id,
+            event_type=event_type,
+            at=at,
+            duration_s=duration,
+            outcome=outcome,
+            ok=outcome is DeliveryOutcome.OK,
+            status=status,
+            error=error if error is not None else _status_error(status, outcome),
+        )
+        self._record(record)
+        return record
+
+    # -- send test -----------------------------------------------------------------------------
+
+    async def send_test(self, endpoint_id: str) -> DeliveryRecord:
+        """Send ``webhook.test`` to one endpoint, whatever it subscribes to, record the outcome
+        (written before this returns) and return it.
+
+        Raises:
+            UnknownEndpoint: no such endpoint.
+            PlanNotAllowed: its account's plan has no webhooks.
+        """
+        await self.start()
+        target = await asyncio.to_thread(self._store.target, endpoint_id)
+        data = webhook_test(
+            endpoint_id=target.endpoint_id, account_id=target.account_id, message=TEST_MESSAGE
+        )
+        record = await self._attempt(
+            _body(WEBHOOK_TEST, data, datetime.now(UTC)), WEBHOOK_TEST, target
+        )
+        await self._flush()
+        return record
+
+    # -- health records ------------------------------------------------------------------------
+
+    def _record(self, record: DeliveryRecord) -> None:
+        self._records.append(record)
+        if len(self._records) > _MAX_BUFFERED_RECORDS:
+            del self._records[: len(self._records) - _MAX_BUFFERED_RECORDS]
+            logger.warning("delivery outcomes are not being written; dropping the oldest")
+        if self._observer is not None:
+            try:
+                self._observer(record)
+            except Exception:
+                logger.exception("delivery observer failed (ignored)")
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.health_flush_interval_s)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        assert self._flush_lock is not None
+        async with self._flush_lock:
+            batch, self._records = self._records, []
+            if batch:
+                try:
+                    await asyncio.to_thread(self._store.record, batch)
+                except DeliveryError as exc:
+                    # Put them back to retry with the next batch; the cap bounds the memory.
+                    self._records[:0] = batch
+                    logger.error("cannot write %d delivery outcomes: %s", len(batch), exc)
+                    return
+            if time.monotonic() - self._last_prune >= _PRUNE_EVERY_S:
+                self._last_prune = time.monotonic()
+                before = datetime.now(UTC) - timedelta(days=self._config.log_retention_days)
+                try:
+                    await asyncio.to_thread(self._store.prune_log, before)
+                except DeliveryError as exc:
+                    logger.error("cannot prune the delivery log: %s", exc)
+
+
+def _body(event_type: str, data: Mapping[str, Any], sent_at: datetime) -> bytes:
+    document = {"event": event_type, "sentAt": format_time(sent_at), "data": data}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _delivery_id() -> str:
+    return "dlv_" + uuid.uuid4().hex
+
+
+def _status_error(status: int | None, outcome: DeliveryOutcome) -> str | None:
+    if status is None or outcome is DeliveryOutcome.OK:
+        return None
+    if outcome is DeliveryOutcome.REDIRECT:
+        return f"Redirect: HTTP {status} (redirects are not followed)"
+    return f"HTTPStatus: HTTP {status}"
