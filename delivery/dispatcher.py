@@ -60,13 +60,16 @@ class _Event:
     event_type: str
     data: dict[str, Any]
     sent_at: datetime
+    on_done: Callable[[], None] | None = None
+    body: bytes = b""  # built once, when the event is fanned out
+    remaining: int = 0  # attempts not finished yet
 
 
 @dataclass(slots=True)
 class _Slot:
     """One endpoint's backlog and workers."""
 
-    backlog: deque[tuple[bytes, str, Target]] = field(default_factory=deque)
+    backlog: deque[tuple[_Event, Target]] = field(default_factory=deque)
     workers: int = 0
     congested: bool = False
     room: asyncio.Event = field(default_factory=asyncio.Event)
@@ -193,18 +196,40 @@ class Dispatcher:
         if self._owns_client and self._client is not None:
             await self._client.aclose()
 
+    def reconfigure(self, config: DeliveryConfig) -> None:
+        """Apply reloaded settings (SIGHUP). Timeouts, limits and refresh take effect for the
+        next attempts; ``secret_key_file`` only on restart. Requests already holding a slot
+        keep it, so for a moment the old and new concurrency caps overlap."""
+        old, self._config = self._config, config
+        self._store.allow_insecure_localhost = config.allow_insecure_localhost
+        if self._requests is not None and config.max_concurrency != old.max_concurrency:
+            self._requests = asyncio.Semaphore(config.max_concurrency)
+        self._targets_at = -float("inf")  # re-read the endpoints with the next event
+
     # -- publishing ----------------------------------------------------------------------------
 
-    def publish(self, account_id: str, event_type: str, data: Mapping[str, Any]) -> bool:
+    def publish(
+        self,
+        account_id: str,
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        on_done: Callable[[], None] | None = None,
+    ) -> bool:
         """Queue an event for ``account_id``'s endpoints that subscribe to ``event_type``.
 
         Returns at once and never raises. Returns False if the event was dropped: the queue is
         full, the dispatcher is closed, or the event type is unknown.
+
+        Args:
+            on_done: called on the loop once every attempt for this event is over, whatever
+                its outcome (at once if no endpoint subscribes). Not called for a dropped event,
+                nor for attempts cut short by :meth:`aclose`. Its exceptions are logged.
         """
         try:
             if event_type not in EVENT_TYPES:
                 return self._drop(f"unknown event type {event_type!r}")
-            event = _Event(account_id, event_type, dict(data), datetime.now(UTC))
+            event = _Event(account_id, event_type, dict(data), datetime.now(UTC), on_done)
             with self._lock:
                 accepted = not self._closed and len(self._queue) < self._config.queue_size
                 if accepted:
@@ -279,11 +304,13 @@ class Dispatcher:
         targets = [
             t for t in (await self._targets_of(event.account_id)) if event.event_type in t.events
         ]
-        if not targets:
-            return
-        body = _body(event.event_type, event.data, event.sent_at)  # built once for all
-        for target in targets:
-            await self._enqueue(body, event.event_type, target)
+        if targets:
+            event.body = _body(event.event_type, event.data, event.sent_at)  # once for all
+            event.remaining = len(targets)
+            for target in targets:
+                await self._enqueue(event, target)
+        else:
+            _call_done(event)
 
     async def _targets_of(self, account_id: str) -> list[Target]:
         if time.monotonic() - self._targets_at >= self._config.endpoints_refresh_s:
@@ -303,7 +330,7 @@ class Dispatcher:
             by_account.setdefault(target.account_id, []).append(target)
         self._targets = by_account
 
-    async def _enqueue(self, body: bytes, event_type: str, target: Target) -> None:
+    async def _enqueue(self, event: _Event, target: Target) -> None:
         slot = self._slots.get(target.endpoint_id)
         if slot is None:
             slot = self._slots[target.endpoint_id] = _Slot()
@@ -326,7 +353,7 @@ class Dispatcher:
                     delivery_id=_delivery_id(),
                     endpoint_id=target.endpoint_id,
                     account_id=target.account_id,
-                    event_type=event_type,
+                    event_type=event.event_type,
                     at=datetime.now(UTC),
                     duration_s=0.0,
                     outcome=DeliveryOutcome.DROPPED,
@@ -335,8 +362,9 @@ class Dispatcher:
                     error=f"BacklogFull: {len(slot.backlog)} deliveries already waiting",
                 )
             )
+            _attempt_over(event)
             return
-        slot.backlog.append((body, event_type, target))
+        slot.backlog.append((event, target))
         if slot.workers < self._config.per_endpoint_concurrency:
             slot.workers += 1
             self._spawn(self._work(slot))
@@ -344,17 +372,18 @@ class Dispatcher:
     async def _work(self, slot: _Slot) -> None:
         try:
             while slot.backlog:
-                body, event_type, target = slot.backlog.popleft()
+                event, target = slot.backlog.popleft()
                 limit = self._config.per_endpoint_backlog
                 if len(slot.backlog) < limit:
                     slot.room.set()
                     if slot.congested and len(slot.backlog) <= limit // 2:
                         slot.congested = False
                 try:
-                    await self._attempt(body, event_type, target)
+                    await self._attempt(event.body, event.event_type, target)
                 except Exception:
                     # A bug here must not stop this endpoint's other deliveries.
                     logger.exception("delivery to %s failed unexpectedly", target.endpoint_id)
+                _attempt_over(event)
         finally:
             slot.workers -= 1
 
@@ -455,6 +484,21 @@ class Dispatcher:
                     await asyncio.to_thread(self._store.prune_log, before)
                 except DeliveryError as exc:
                     logger.error("cannot prune the delivery log: %s", exc)
+
+
+def _attempt_over(event: _Event) -> None:
+    event.remaining -= 1
+    if event.remaining == 0:
+        _call_done(event)
+
+
+def _call_done(event: _Event) -> None:
+    if event.on_done is None:
+        return
+    try:
+        event.on_done()
+    except Exception:
+        logger.exception("on_done callback failed (ignored)")
 
 
 def _body(event_type: str, data: Mapping[str, Any], sent_at: datetime) -> bytes:

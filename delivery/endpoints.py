@@ -168,7 +168,7 @@ class EndpointStore:
     ) -> None:
         self._engine = engine
         self._cipher = cipher
-        self._allow_insecure_localhost = allow_insecure_localhost
+        self.allow_insecure_localhost = allow_insecure_localhost
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -194,7 +194,7 @@ class EndpointStore:
             UnknownAccount: no such account.
             PlanNotAllowed: the account is on the free plan.
         """
-        url = validate_url(url, allow_insecure_localhost=self._allow_insecure_localhost)
+        url = validate_url(url, allow_insecure_localhost=self.allow_insecure_localhost)
         subscribed = validate_events(events)
         secret = generate_secret()
         endpoint = Endpoint(

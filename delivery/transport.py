@@ -121,7 +121,9 @@ def classify_error(exc: BaseException, config: DeliveryConfig) -> tuple[Delivery
                 return DeliveryOutcome.TLS_ERROR, _text(exc, "TLS handshake failed")
             if "Name or service not known" in message or "nodename nor servname" in message:
                 return DeliveryOutcome.DNS_ERROR, _text(exc, "host name did not resolve")
-            return DeliveryOutcome.CONNECT_ERROR, _text(exc, "connection failed")
+            # httpx says "All connection attempts failed"; the OS error under it says why.
+            reason = cause if isinstance(cause, OSError) and cause.errno else exc
+            return DeliveryOutcome.CONNECT_ERROR, _text(reason, "connection failed")
         if isinstance(exc, httpx.ProtocolError):
             return DeliveryOutcome.PROTOCOL_ERROR, _text(exc, "invalid HTTP response")
         if isinstance(exc, httpx.NetworkError):

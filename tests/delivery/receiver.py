@@ -49,8 +49,12 @@ class Receiver:
                     receiver.requests.append(Received(self.path, headers, body, time.monotonic()))
                 receiver.respond(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            # The default listen backlog of 5 drops SYNs when many deliveries connect at once.
+            request_queue_size = 256
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
