@@ -9,6 +9,7 @@ still pending at start-up are handed to delivery again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,6 +94,9 @@ class OutboxRelay:
         self._publisher = publisher
         self._in_flight: set[int] = set()
         self._done: list[int] = []
+        #: Set when an event finished; the daemon marks it done at once, so that a crash
+        #: re-sends as little as possible.
+        self.has_done = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
@@ -121,6 +125,7 @@ class OutboxRelay:
     def _marker(self, row_id: int) -> Callable[[], None]:
         def done() -> None:
             self._done.append(row_id)
+            self.has_done.set()
 
         return done
 

@@ -100,7 +100,7 @@ approvals = sa.Table(
 
 # Modules that declare this package's own tables on `metadata`; imported so that Alembic and
 # the tests see every table. Each entry is added by the module's author.
-_TABLE_MODULES: tuple[str, ...] = ("scheduler.rollups",)
+_TABLE_MODULES: tuple[str, ...] = ("scheduler.rollups", "scheduler.state")
 
 
 def all_metadata() -> list[MetaData]:
