@@ -52,12 +52,19 @@ DEFAULT_SPIKE_MIN_RATIO: Final = 3.0
 DEFAULT_SPIKE_MIN_SCORE: Final = 6.0
 # The baseline never drops below 10 calls, so an empty or tiny reference cannot make a spike.
 DEFAULT_SPIKE_MIN_BASELINE: Final = 10.0
-# The same window on the previous 7 days: a week covers both the daily and the weekly rhythm.
+# The same window on the previous 7 days of the same kind (working day or weekend): the median
+# of a week of comparable days is robust to one or two unusual ones.
 DEFAULT_SPIKE_SEASONAL_DAYS: Final = 7
+# Weekends are compared with weekends (a weekend's quiet hours are not a weekday's), which
+# needs four weeks of look-back to find 7 weekend days.
+DEFAULT_SPIKE_WEEKLY: Final = True
+DEFAULT_SPIKE_LOOKBACK_DAYS: Final = 28
 # With fewer than 3 such days the median is not yet robust; fall back to recent windows.
 DEFAULT_SPIKE_MIN_SEASONAL_DAYS: Final = 3
-# The fallback: the previous 24 windows (a day of hourly windows), at least half of them seen.
-DEFAULT_SPIKE_RECENT_WINDOWS: Final = 24
+# The fallback, off by default: a new account's first days are not judged, because a day of
+# history cannot tell a morning ramp from a spike. Set e.g. 24 to judge against the previous
+# 24 windows (at least half of them seen) until the seasonal history exists.
+DEFAULT_SPIKE_RECENT_WINDOWS: Final = 0
 
 # block_rate_jump. Fewer than 50 calls cannot tell a policy change from bad luck.
 DEFAULT_BLOCK_MIN_CALLS: Final = 50
@@ -139,7 +146,9 @@ class CallSpikeConfig(_DetectorConfig, _SeverityBands):
     min_baseline: float = Field(DEFAULT_SPIKE_MIN_BASELINE, ge=1)
     seasonal_days: int = Field(DEFAULT_SPIKE_SEASONAL_DAYS, ge=1, le=56)
     min_seasonal_days: int = Field(DEFAULT_SPIKE_MIN_SEASONAL_DAYS, ge=1, le=56)
-    recent_windows: int = Field(DEFAULT_SPIKE_RECENT_WINDOWS, ge=2, le=2016)
+    weekly: bool = DEFAULT_SPIKE_WEEKLY
+    lookback_days: int = Field(DEFAULT_SPIKE_LOOKBACK_DAYS, ge=1, le=90)
+    recent_windows: int = Field(DEFAULT_SPIKE_RECENT_WINDOWS, ge=0, le=2016)
     per_tool: bool = False
     accounts: dict[str, CallSpikeOverride] = {}
 
@@ -150,12 +159,17 @@ class CallSpikeConfig(_DetectorConfig, _SeverityBands):
                 f"min_seasonal_days ({self.min_seasonal_days}) must be <= "
                 f"seasonal_days ({self.seasonal_days})"
             )
+        if self.lookback_days < self.seasonal_days:
+            raise ValueError(
+                f"lookback_days ({self.lookback_days}) must be >= "
+                f"seasonal_days ({self.seasonal_days})"
+            )
         return self
 
     @property
     def lookback_s(self) -> int:
         """How far before a window the detector reads history."""
-        return max(self.seasonal_days * DAY_S, self.recent_windows * self.window_s)
+        return max(self.lookback_days * DAY_S, self.recent_windows * self.window_s)
 
 
 class BlockRateOverride(_Model):

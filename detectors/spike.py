@@ -1,9 +1,9 @@
 """``call_spike``: an unusual rise in an account's call volume, against its own history.
 
-The baseline is the median of the same window on previous days (the daily and weekly rhythm is
-in it: Monday 09:00 is compared with the previous days' 09:00, a median that a quiet weekend
-cannot drag down) and the spread is the MAD of those days. With too few such days, the previous
-windows stand in. Medians ignore an earlier spike or a quiet night; a floor on the baseline
+The baseline is the median of the same window on previous days of the same kind (the daily and
+weekly rhythm is in it: Monday 09:00 is compared with the previous working days' 09:00, which a
+quiet weekend cannot drag down, and Saturday 03:00 with earlier weekends' 03:00) and the spread is the MAD of those days. With too few such days the series is
+not judged, unless ``recent_windows`` lets the previous windows stand in. Medians ignore an earlier spike or a quiet night; a floor on the baseline
 keeps an empty history from making a spike by itself.
 
 A window fires when it clears three guards at once, which ``threshold`` folds into one number:
@@ -119,11 +119,14 @@ class CallSpikeDetector(Detector):
             return None
         first = min(calls)
         cfg = self.config
-        seasonal = [
-            calls.get(start - d * DAY_S, 0)
-            for d in range(1, cfg.seasonal_days + 1)
-            if start - d * DAY_S >= first
-        ]
+        seasonal: list[int] = []
+        for day in range(1, cfg.lookback_days + 1):
+            earlier = start - day * DAY_S
+            if earlier < first or len(seasonal) == cfg.seasonal_days:
+                break
+            if cfg.weekly and _is_weekend(earlier) != _is_weekend(start):
+                continue
+            seasonal.append(calls.get(earlier, 0))
         if len(seasonal) >= cfg.min_seasonal_days:
             return seasonal
         recent = [
@@ -131,7 +134,7 @@ class CallSpikeDetector(Detector):
             for n in range(1, cfg.recent_windows + 1)
             if start - n * cfg.window_s >= first
         ]
-        return recent if len(recent) * 2 >= cfg.recent_windows else None
+        return recent if recent and len(recent) * 2 >= cfg.recent_windows else None
 
 
 def _threshold(reference: list[int], config: CallSpikeConfig) -> tuple[float, float]:
@@ -148,6 +151,11 @@ def _threshold(reference: list[int], config: CallSpikeConfig) -> tuple[float, fl
         baseline + config.min_score * spread,
     )
     return baseline, threshold
+
+
+def _is_weekend(epoch: int) -> bool:
+    # 1970-01-01 was a Thursday (weekday 3, counting Monday as 0).
+    return (epoch // DAY_S + 3) % 7 >= 5
 
 
 def _key(value: object) -> tuple[str, ...]:

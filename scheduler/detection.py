@@ -220,59 +220,125 @@ def backtest(
     """Replay ``[start, end)`` window by window with the configured detectors; writes nothing.
 
     Each window is judged with the counts before its end only, and reported as detected at its
-    end plus the settle delay. Counts come from the activity log with ``GROUP BY`` (the
-    rollups may be missing or behind); known pairs for ``new_tool`` are those used before
-    ``start``, then learned in memory as the replay goes.
+    end plus the settle delay. Counts come from the activity log with ``GROUP BY``, one day per
+    query (the rollups may be missing or behind); the known pairs for ``new_tool`` are those
+    used before ``start``, then learned in memory as the replay goes.
     """
-    source = ActivityCounts(engine)
-    settle = timedelta(seconds=config.settle_delay_s)
+    detectors = [build_detector(n, config) for n in DETECTOR_NAMES if config.detector(n).enabled]
     result = BacktestResult()
-    for name in DETECTOR_NAMES:
-        if not config.detector(name).enabled:
+    plan: dict[str, tuple[int, int]] = {d.name: _span_of(d, start, end) for d in detectors}
+    for d in detectors:
+        result.windows[d.name] = len(range(*plan[d.name], d.window_s))
+        result.assessments[d.name] = []
+    data = _gather(ActivityCounts(engine), detectors, plan, start, end, accounts)
+    settle = timedelta(seconds=config.settle_delay_s)
+    for detector in detectors:
+        first, last = plan[detector.name]
+        if first >= last:
             continue
-        detector = build_detector(name, config)
         w = detector.window_s
-        first, last = _ceil(epoch_s(start), w), epoch_s(end) // w * w
-        starts = list(range(first, last, w))
-        result.windows[name] = len(starts)
-        assessed = result.assessments.setdefault(name, [])
-        if not starts:
-            continue
-        if isinstance(detector, NewToolDetector):
-            known = MemoryKnownTools(source.first_seen_before(first, accounts))
-            uses = source.first_uses(w, first, last, accounts)
-            for s in sorted(set(uses["start"].tolist())):
-                window = (from_epoch_s(s), from_epoch_s(s + w))
-                tools = uses[uses["start"] == s]
-                obs = _observe(detector, lambda *_a, t=tools: t, *window, accounts, known)
-                for assessment, anomaly in detector.assess(obs):
-                    assessed.append((window[0], assessment))
-                    if anomaly is not None:
-                        result.found.append(Found(anomaly, window[1] + settle))
-                known.learn(detector.unknown_pairs(obs), window[0])
-            if progress:
-                progress(name, len(starts), len(starts))
-            continue
-        frames = {
-            level: source.counts(level, w, first - detector.lookback_s, last, accounts)
-            for level in detector.levels
-        }
-        for done, s in enumerate(starts, 1):
-            lo, hi = s - detector.lookback_s, s + w
-            window = (from_epoch_s(s), from_epoch_s(hi))
-            sliced = {
-                level: frame[(frame["start"] >= lo) & (frame["start"] < hi)]
-                for level, frame in frames.items()
-            }
-            obs = _observe(detector, lambda level, *_a, f=sliced: f[level], *window, accounts, None)
+        assessed = result.assessments[detector.name]
+        known = MemoryKnownTools(data.seed) if isinstance(detector, NewToolDetector) else None
+        windows, frames_of = _slicer(detector, data, first, last)
+        for done, s in enumerate(windows, 1):
+            window = (from_epoch_s(s), from_epoch_s(s + w))
+            sliced = frames_of(s)
+            obs = _observe(
+                detector, lambda level, *_a, f=sliced: f[level], *window, accounts, known
+            )
             for assessment, anomaly in detector.assess(obs):
                 assessed.append((window[0], assessment))
                 if anomaly is not None:
                     result.found.append(Found(anomaly, window[1] + settle))
-            if progress and (done % 24 == 0 or done == len(starts)):
-                progress(name, done, len(starts))
+            if known is not None and isinstance(detector, NewToolDetector):
+                known.learn(detector.unknown_pairs(obs), window[0])
+            if progress and done % 24 == 0:
+                progress(detector.name, done, len(windows))
+        if progress:
+            progress(detector.name, len(windows), len(windows))
     result.found.sort(key=lambda f: (f.anomaly.window_start, f.anomaly.account_id, f.anomaly.type))
-    result.hourly = source.counts(
-        "account", 3600, epoch_s(start) // 3600 * 3600, epoch_s(end), accounts
-    )
+    result.hourly = data.frames.get(("account", 3600), empty_counts("account"))
     return result
+
+
+def _slicer(
+    detector: Detector, data: _Gathered, first: int, last: int
+) -> tuple[list[int], Callable[[int], dict[str, pd.DataFrame]]]:
+    """The windows to replay and, for each, its counts (with the look-back, nothing later)."""
+    if isinstance(detector, NewToolDetector):
+        uses = data.first_uses
+        # Only a pair's first window can hold it unknown; the other windows judge nothing.
+        windows = sorted(set(uses["start"].tolist())) if len(uses) else []
+        return windows, lambda s: {"tool": uses[uses["start"] == s]}
+    frames = {level: data.frames[(level, detector.window_s)] for level in detector.levels}
+
+    def frames_of(s: int) -> dict[str, pd.DataFrame]:
+        lo, hi = s - detector.lookback_s, s + detector.window_s
+        return {level: f[(f["start"] >= lo) & (f["start"] < hi)] for level, f in frames.items()}
+
+    return list(range(first, last, detector.window_s)), frames_of
+
+
+def _span_of(detector: Detector, start: datetime, end: datetime) -> tuple[int, int]:
+    """The first and last aligned window starts of ``detector`` within [start, end)."""
+    w = detector.window_s
+    return _ceil(epoch_s(start), w), epoch_s(end) // w * w
+
+
+@dataclass
+class _Gathered:
+    frames: dict[tuple[str, int], pd.DataFrame]
+    seed: dict[tuple[str, str, str], int]
+    first_uses: pd.DataFrame
+
+
+def _gather(
+    source: ActivityCounts,
+    detectors: list[Detector],
+    plan: dict[str, tuple[int, int]],
+    start: datetime,
+    end: datetime,
+    accounts: Collection[str] | None,
+) -> _Gathered:
+    """One pass over the log (a GROUP BY per day) for every detector's counts."""
+    needs = {(level, d.window_s) for d in detectors if d.name != "new_tool" for level in d.levels}
+    needs.add(("account", 3600))  # the plot's hourly volume
+    new_tool = next((d for d in detectors if isinstance(d, NewToolDetector)), None)
+    since = min([epoch_s(start)] + [plan[d.name][0] - d.lookback_s for d in detectors])
+    until = max([epoch_s(end)] + [plan[d.name][1] for d in detectors])
+    seed = source.first_seen_before(since, accounts) if new_tool else {}
+    parts: dict[tuple[str, int], list[pd.DataFrame]] = {n: [] for n in needs}
+    uses: list[pd.DataFrame] = []
+    pair = ["account_id", "server", "tool"]
+    for chunk in source.scan(since, until, accounts):
+        if chunk.empty:
+            continue
+        for level, w in needs:
+            keys = pair if level == "tool" else ["account_id"]
+            rolled = chunk.assign(start=chunk["start"] // w * w)
+            parts[(level, w)].append(
+                rolled.groupby([*keys, "start"], as_index=False)[["calls", "denied"]].sum()
+            )
+        if new_tool is None:
+            continue
+        first, last = plan[new_tool.name]
+        before = chunk[chunk["start"] < first]
+        for a, sv, t, b in zip(
+            before["account_id"], before["server"], before["tool"], before["start"], strict=True
+        ):
+            seed.setdefault((str(a), str(sv), str(t)), int(b))
+        inside = chunk[(chunk["start"] >= first) & (chunk["start"] < last)]
+        w = new_tool.window_s
+        rolled = inside.assign(start=inside["start"] // w * w)
+        rolled = rolled.groupby([*pair, "start"], as_index=False)[["calls", "denied"]].sum()
+        uses.append(rolled)
+    frames = {
+        n: pd.concat(p, ignore_index=True) if p else empty_counts(n[0])  # type: ignore[arg-type]
+        for n, p in parts.items()
+    }
+    first_uses = empty_counts("tool")
+    if uses:
+        every = pd.concat(uses, ignore_index=True)
+        earliest = every.groupby(pair)["start"].transform("min")
+        first_uses = every[every["start"] == earliest].reset_index(drop=True)
+    return _Gathered(frames, seed, first_uses)

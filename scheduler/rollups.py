@@ -18,7 +18,7 @@ The (account, server, tool) pairs already seen are kept in ``detection_known_too
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -429,6 +429,33 @@ class ActivityCounts:
         )
         with self.engine.connect() as conn:
             return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+
+    def scan(
+        self, since_s: int, until_s: int, accounts: Collection[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """Tool-level counts per bucket over [since_s, until_s), one day per query and frame.
+
+        A day at a time keeps SQLite's grouping in memory and the result small; the caller
+        rolls the buckets up to its windows (which never cross a day).
+        """
+        a = activity_log.c
+        bucket = bucket_of(a.created_at, self.dialect)
+        with self.engine.connect() as conn:
+            for day in range(_align(since_s, DAY_S), until_s, DAY_S):
+                lo, hi = max(day, since_s), min(day + DAY_S, until_s)
+                query = (
+                    sa.select(
+                        a.account_id,
+                        a.server,
+                        a.tool,
+                        bucket.label("start"),
+                        sa.func.count(),
+                        _denied(),
+                    )
+                    .where(*self._range(lo, hi, accounts))
+                    .group_by(a.account_id, a.server, a.tool, bucket)
+                )
+                yield _frame("tool", conn.execute(query))
 
     def first_uses(
         self,

@@ -74,7 +74,7 @@ def test_the_robust_score_guard_holds_back_a_noisy_series() -> None:
     start = at - timedelta(days=8)
     rows = hourly("a", start, 8 * 24 + 1, lambda t: 1500 if t == at else 100 * (1 + t.day % 7))
     # Days vary from 100 to 700: median 400, MAD 200; 1500 is not far out in that noise.
-    assert _detector(min_ratio=1.5).judge(observations(at, rows)) == []
+    assert _detector(min_ratio=1.5, weekly=False).judge(observations(at, rows)) == []
 
 
 def test_an_earlier_spike_does_not_raise_the_baseline() -> None:
@@ -99,7 +99,8 @@ def test_without_enough_history_nothing_is_judged() -> None:
 def test_with_a_short_history_the_recent_windows_stand_in() -> None:
     at = WED + timedelta(hours=10)
     rows = hourly("a", at - timedelta(hours=20), 21, lambda t: 900 if t == at else 100)
-    [anomaly] = _detector().judge(observations(at, rows))
+    assert _detector().judge(observations(at, rows)) == []  # off by default
+    [anomaly] = _detector(recent_windows=24).judge(observations(at, rows))
     assert anomaly.baseline == 100
 
 
@@ -159,3 +160,12 @@ def test_counts_after_the_window_are_refused() -> None:
     with pytest.raises(InvalidObservationsError, match="after the window"):
         type(obs)(obs.window_start, obs.window_end, accounts=later)
     assert DAY == 24 * HOUR
+
+
+def test_a_weekend_hour_is_compared_with_weekend_hours() -> None:
+    saturday = WED + timedelta(days=3, hours=10)
+    rows = hourly("a", saturday - timedelta(days=28), 28 * 24, daily_rhythm)
+    rows += hourly("a", saturday, 1, lambda _t: 400)  # 4x a weekend hour, under a weekday's 1000
+    [anomaly] = _detector().judge(observations(saturday, rows))
+    assert anomaly.baseline == daily_rhythm(saturday)
+    assert _detector(weekly=False).judge(observations(saturday, rows)) == []
