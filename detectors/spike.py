@@ -1,10 +1,11 @@
 """``call_spike``: an unusual rise in an account's call volume, against its own history.
 
-The baseline is the median of the same window on previous days of the same kind (the daily and
-weekly rhythm is in it: Monday 09:00 is compared with the previous working days' 09:00, which a
-quiet weekend cannot drag down, and Saturday 03:00 with earlier weekends' 03:00) and the spread is the MAD of those days. With too few such days the series is
-not judged, unless ``recent_windows`` lets the previous windows stand in. Medians ignore an earlier spike or a quiet night; a floor on the baseline
-keeps an empty history from making a spike by itself.
+The baseline is the median of the same window on previous days of the same kind, and the
+spread is the MAD of those days. The daily and weekly rhythm is in it: Monday 09:00 is compared
+with the previous working days' 09:00, which a quiet weekend cannot drag down, and Saturday
+03:00 with earlier weekends' 03:00. With too few such days the series is not judged, unless
+``recent_windows`` lets the previous windows stand in. Medians ignore an earlier spike or a
+quiet night; a floor on the baseline keeps an empty history from making a spike by itself.
 
 A window fires when it clears three guards at once, which ``threshold`` folds into one number:
 at least ``min_calls``, at least ``min_ratio`` times the baseline, and a robust score of at

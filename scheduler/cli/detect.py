@@ -156,7 +156,7 @@ def write_plot(result: BacktestResult, path: Path, title: str) -> int:
         axes[0][0].set_title("no account had calls in this range")
     fig.suptitle(f"enforgate-webhooks detect: {title}  (red: anomaly; band: baseline..threshold)")
     fig.autofmt_xdate()
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the title
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return len(accounts)
