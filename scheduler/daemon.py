@@ -113,7 +113,8 @@ class Daemon:
 
     async def serve(self, *, once: bool = False) -> int:
         """Run until SIGTERM/SIGINT (or, with ``once``, until what is due is done); exit code."""
-        await self._start()
+        # A run-once (cron) job is gone before anything could scrape it: no metrics port.
+        await self._start(serve_metrics=not once)
         try:
             if once:
                 await self.run_once()
@@ -124,7 +125,7 @@ class Daemon:
         finally:
             await self._stop()
 
-    async def _start(self) -> None:
+    async def _start(self, *, serve_metrics: bool = True) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
         self._hook_queue = asyncio.Queue(maxsize=s.scheduler.hook_queue_size)
@@ -134,7 +135,8 @@ class Daemon:
         if pending:
             log.info("re-sending %d events left pending by the last run", len(pending))
             self.relay.send(pending)
-        if s.metrics.enabled:
+        metrics_on = s.metrics.enabled and serve_metrics
+        if metrics_on:
             self.metrics.serve(s.metrics.host, s.metrics.port)
         detectors = self.detection.intervals()
         log.info(
@@ -142,7 +144,7 @@ class Daemon:
             _display_url(self._engine),
             ", ".join(f"{n} every {i:g}s" for n, i in detectors.items()) or "none",
             f"{s.scheduler.tail_interval_s:g}",
-            f"http://{s.metrics.host}:{s.metrics.port}/metrics" if s.metrics.enabled else "off",
+            f"http://{s.metrics.host}:{s.metrics.port}/metrics" if metrics_on else "off",
         )
 
     async def run_once(self) -> None:

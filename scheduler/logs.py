@@ -46,3 +46,5 @@ def configure(fmt: str, level: str) -> None:
     # httpx logs every request at INFO; the dispatcher logs outcomes itself.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Alembic announces its dialect on every start; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -313,3 +313,137 @@ def test_run_once_sends_what_is_pending_and_exits(
     third = run_cli("--config", str(config), "run", "--once")
     assert third.returncode == 0
     assert len(receiver.events()) == 2
+
+
+def test_a_new_tool_arrives_as_anomaly_detected(
+    engine: Engine,
+    receiver: Receiver,
+    setup,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    config, secret, start = setup
+    config.write_text(
+        config.read_text()
+        + """
+[detectors]
+settle_delay_s = 0
+[detectors.call_spike]
+enabled = false
+[detectors.block_rate_jump]
+enabled = false
+[detectors.new_tool]
+window_s = 300
+warmup_s = 86400
+"""
+    )
+    now = datetime.now(UTC)
+    closed_start = datetime.fromtimestamp(int(now.timestamp()) // 300 * 300 - 300, UTC)
+    log_calls(
+        engine, [activity_row("acc_a", tool="read", at=now - timedelta(days=d)) for d in (3, 2)]
+    )
+    # First seen in the window that has just closed: the daemon's first run judges it.
+    log_calls(
+        engine, [activity_row("acc_a", tool="delete_repo", at=closed_start + timedelta(seconds=10))]
+    )
+    daemon = start()
+    got = receiver.wait_for(lambda got: any(r.event == "anomaly.detected" for r in got))
+    anomaly = next(r for r in got if r.event == "anomaly.detected")
+    verify(secret, anomaly.headers, anomaly.body)
+    data = anomaly.json["data"]
+    assert (data["type"], data["accountId"], data["tool"]) == ("new_tool", "acc_a", "delete_repo")
+    assert set(data) == {
+        "anomalyId",
+        "accountId",
+        "type",
+        "severity",
+        "windowStart",
+        "windowEnd",
+        "observed",
+        "baseline",
+        "threshold",
+        "server",
+        "tool",
+        "summary",
+        "detectedAt",
+    }
+    listed = run_cli("--config", str(config), "anomalies", "--json")
+    assert [a["outcome"] for a in json.loads(listed.stdout)["anomalies"]] == ["sent"]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(15) == 0
+
+
+def test_metrics_count_deliveries_by_event_and_outcome(
+    engine: Engine,
+    receiver: Receiver,
+    setup,  # type: ignore[no-untyped-def]
+) -> None:
+    import socket
+    import urllib.request
+
+    config, _, start = setup
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config.write_text(
+        config.read_text().replace("enabled = false", f"enabled = true\nport = {port}")
+    )
+    start()
+    log_calls(engine, [activity_row("acc_a", decision="deny")])
+    receiver.wait_for(lambda got: len(got) == 1)
+    line = 'enforgate_deliveries_total{event="call.blocked",outcome="ok"} 1.0'
+    deadline = time.monotonic() + 10
+    text = ""
+    while time.monotonic() < deadline and line not in text:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        time.sleep(0.1)
+    assert line in text
+    assert "enforgate_tail_lag_seconds" in text
+
+
+@pytest.mark.postgres
+def test_the_daemon_survives_a_database_restart(
+    postgres_server,
+    receiver: Receiver,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from scheduler.db import make_engine, upgrade
+
+    url = postgres_server.create_database()
+    engine = make_engine(url)
+    upgrade(engine)
+    config = tmp_path / "enforgate.toml"
+    config.write_text(
+        f"""
+[database]
+url = "{url}"
+[delivery]
+allow_insecure_localhost = true
+secret_key_file = "{tmp_path / "k"}"
+[scheduler]
+tail_interval_s = 0.2
+[metrics]
+enabled = false
+"""
+    )
+    add_account(engine, "acc_a")
+    added = run_cli(
+        "--config", str(config), "endpoints", "add", "--account", "acc_a", "--url", receiver.url
+    )
+    assert added.returncode == 0, added.stderr
+    daemon = Daemon(config, engine, tmp_path / "daemon.log").start()
+    try:
+        before = log_calls(engine, [activity_row("acc_a", decision="deny")])
+        receiver.wait_for(lambda got: len(got) == 1)
+        engine.dispose()
+        postgres_server.restart(pause_s=2)  # every connection drops; polls fail meanwhile
+        after = log_calls(engine, [activity_row("acc_a", decision="deny")])
+        got = receiver.wait_for(lambda got: len(got) == 2)
+        assert [r.json["data"]["toolCallId"] for r in got] == before + after
+        assert daemon.proc is not None
+        assert daemon.proc.poll() is None
+        assert "tail poll failed" in daemon.log()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0
+    finally:
+        daemon.kill()
+        engine.dispose()
