@@ -33,7 +33,7 @@ from .anomalies import record
 from .config import LoadedSettings, Settings, load_settings
 from .detection import Detection, anomaly_data
 from .exceptions import ConfigError
-from .hooks import Hooks
+from .hooks import Hooks, in_loop
 from .jobs import DetectorJobs
 from .metrics import Metrics
 from .outbox import OutboxEvent, OutboxRelay, insert_new
@@ -76,6 +76,9 @@ class Daemon:
         self.metrics = Metrics()
         self._refresh_lock = threading.Lock()
         self._stopping = asyncio.Event()
+        #: Set once the daemon is running and :attr:`hooks` can be called.
+        self.started = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._apply(loaded.settings)
         self.dispatcher = Dispatcher(
@@ -111,15 +114,26 @@ class Daemon:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    async def serve(self, *, once: bool = False) -> int:
-        """Run until SIGTERM/SIGINT (or, with ``once``, until what is due is done); exit code."""
+    async def serve(self, *, once: bool = False, handle_signals: bool = True) -> int:
+        """Run until SIGTERM/SIGINT or :meth:`request_stop` (with ``once``: until what is due
+        is done); returns the exit code.
+
+        Args:
+            once: judge what is due, read the tail once, wait for the deliveries, return.
+            handle_signals: install the SIGTERM/SIGINT/SIGHUP handlers (main thread only; a
+                gateway embedding the daemon in another thread passes False).
+        """
+        self._loop = asyncio.get_running_loop()
         # A run-once (cron) job is gone before anything could scrape it: no metrics port.
         await self._start(serve_metrics=not once)
         try:
             if once:
                 await self.run_once()
                 return 0
-            self._install_signals()
+            if handle_signals:
+                self._install_signals()
+            self._start_work()
+            self.started.set()
             await self._stopping.wait()
             return 0
         finally:
@@ -161,6 +175,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+
+    def _start_work(self) -> None:
+        loop = asyncio.get_running_loop()
         self._jobs = DetectorJobs(self.run_detector)
         self._jobs.start(self.detection.intervals())
         self._tasks = [
@@ -175,7 +192,14 @@ class Daemon:
         ]
 
     def request_stop(self) -> None:
-        """Stop taking work; ``serve()`` then finishes in-flight deliveries and returns."""
+        """Stop taking work; ``serve()`` then finishes in-flight deliveries and returns.
+
+        Safe to call from any thread.
+        """
+        loop = self._loop
+        if loop is not None and not in_loop(loop):
+            loop.call_soon_threadsafe(self.request_stop)
+            return
         if not self._stopping.is_set():
             log.info(
                 "stopping: finishing in-flight deliveries (deadline %ss)",

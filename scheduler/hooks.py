@@ -148,7 +148,7 @@ class Hooks:
         event = OutboxEvent(key, account_id, event_type, data)
         if self._loop.is_closed():
             self._drop(event)
-        elif _in_loop(self._loop):
+        elif in_loop(self._loop):
             self._put(event)
         else:
             self._loop.call_soon_threadsafe(self._put, event)
@@ -166,7 +166,8 @@ class Hooks:
         self._on_drop()
 
 
-def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+def in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the caller runs on ``loop``'s thread, inside it."""
     try:
         return asyncio.get_running_loop() is loop
     except RuntimeError:

@@ -31,6 +31,7 @@ class Receiver:
     url: str
     received: list[Received] = field(default_factory=list)
     status: int = 200
+    delay_s: float = 0.0  # answer this late (a hanging receiver)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def events(self, event_type: str | None = None) -> list[Received]:
@@ -69,6 +70,8 @@ def run_receiver(path: str = "/hook") -> Iterator[Receiver]:
                 receiver.received.append(
                     Received({k.lower(): v for k, v in self.headers.items()}, body)
                 )
+            if receiver.delay_s:
+                time.sleep(receiver.delay_s)
             self.send_response(receiver.status)
             self.send_header("content-length", "2")
             self.end_headers()
