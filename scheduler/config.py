@@ -209,9 +209,9 @@ def _describe(exc: ValidationError, source: str, env_keys: Mapping[str, str]) ->
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    model: Any = Settings
+    model: type[BaseModel] = Settings
     for part in loc:
-        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        field = model.model_fields.get(str(part))
         annotation = field.annotation if field is not None else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return ["(see the README)"]
@@ -225,7 +225,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
     url = make_url(settings.database.url)
     if url.password:
         data["database"]["url"] = url.render_as_string(hide_password=True)
-    return _redact_secrets(data)
+    clean: dict[str, Any] = _redact_secrets(data)
+    return clean
 
 
 def _redact_secrets(node: Any) -> Any:

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, Row
@@ -38,8 +38,13 @@ log = logging.getLogger(__name__)
 ACTIVITY = "activity_log"
 APPROVALS = "approvals"
 _DECISIONS = frozenset({"allow", "deny", "require_approval"})
-_METHODS = frozenset({"dashboard", "live_feed", "email", "api", "timeout"})
-_RESOLVED = {"approved": "approved", "denied": "denied", "expired": "denied"}
+Method = Literal["dashboard", "live_feed", "email", "api", "timeout"]
+_METHODS: frozenset[str] = frozenset(get_args(Method))
+_RESOLVED: dict[str, Literal["approved", "denied"]] = {
+    "approved": "approved",
+    "denied": "denied",
+    "expired": "denied",  # the contract: an approval that timed out is denied
+}
 
 
 @dataclass
@@ -298,7 +303,7 @@ def _approval_resolved(row: Row[Any]) -> OutboxEvent | None:
         tool=row.tool,
         args_hash=row.args_hash,
         decision=decision,
-        method=method,
+        method=cast(Method, method),
         resolved_by=row.resolved_by,
         occurred_at=occurred,
     )
