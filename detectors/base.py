@@ -119,6 +119,14 @@ class Detector(ABC):
     def lookback_s(self) -> int:
         """How much history before a window ``Observations`` must carry, in seconds."""
 
+    def history_starts(self, window_start_s: int) -> list[int] | None:
+        """The window starts (epoch seconds) this detector reads for the window at
+        ``window_start_s``, itself included; None for every window of the look-back.
+
+        A caller may hand over only these windows' counts, which makes reading cheaper.
+        """
+        return None
+
     @abstractmethod
     def assess(self, observations: Observations) -> list[tuple[Assessment, Anomaly | None]]:
         """Judge every series of the window; pair each assessment with its anomaly if it fired.

@@ -48,6 +48,12 @@ class CallSpikeDetector(Detector):
     def lookback_s(self) -> int:
         return self.config.lookback_s
 
+    def history_starts(self, window_start_s: int) -> list[int]:
+        cfg = self.config
+        days = [window_start_s - d * DAY_S for d in range(cfg.lookback_days, 0, -1)]
+        recent = [window_start_s - n * cfg.window_s for n in range(cfg.recent_windows, 0, -1)]
+        return sorted({*days, *recent, window_start_s})
+
     def assess(self, observations: Observations) -> list[tuple[Assessment, Anomaly | None]]:
         self._check_window(observations)
         results = self._assess_level(observations, observations.accounts, ["account_id"])
@@ -63,7 +69,7 @@ class CallSpikeDetector(Detector):
         current = frame[frame["start"] == start]
         if current.empty:
             return []  # a window with no calls cannot be a rise
-        history = frame[frame["start"] < start]
+        history = frame[frame["start"].isin(self.history_starts(start)) & (frame["start"] < start)]
         by_key = {
             _key(k): dict(zip(g["start"].tolist(), g["calls"].tolist(), strict=True))
             for k, g in history.groupby(keys, sort=False)
@@ -113,8 +119,8 @@ class CallSpikeDetector(Detector):
     def _reference(self, start: int, calls: dict[int, int]) -> list[int] | None:
         """The comparable earlier windows' counts, or None while the history is too short.
 
-        A window before the series' first call does not count as a quiet one: the account (or
-        tool) did not exist yet.
+        A window before the series' first call (among the windows read) does not count as a
+        quiet one: the account (or tool) did not exist yet.
         """
         if not calls:
             return None

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from delivery import payloads
 from detectors import (
+    DAY_S,
     DETECTOR_NAMES,
     Anomaly,
     Assessment,
@@ -168,8 +169,10 @@ def _observe(
     known_tools: KnownTools | None,
 ) -> Observations:
     since, until = epoch_s(window_start) - detector.lookback_s, epoch_s(window_end)
+    starts = detector.history_starts(epoch_s(window_start))
     frames = {
-        level: counts(level, detector.window_s, since, until, accounts) for level in detector.levels
+        level: counts(level, detector.window_s, since, until, accounts, starts)
+        for level in detector.levels
     }
     tools = frames.get("tool", empty_counts("tool"))
     known, account_since = (
@@ -274,7 +277,13 @@ def _slicer(
 
     def frames_of(s: int) -> dict[str, pd.DataFrame]:
         lo, hi = s - detector.lookback_s, s + detector.window_s
-        return {level: f[(f["start"] >= lo) & (f["start"] < hi)] for level, f in frames.items()}
+        wanted = detector.history_starts(s)
+        return {
+            level: f[f["start"].isin(wanted)]
+            if wanted is not None
+            else f[(f["start"] >= lo) & (f["start"] < hi)]
+            for level, f in frames.items()
+        }
 
     return list(range(first, last, detector.window_s)), frames_of
 
@@ -300,45 +309,41 @@ def _gather(
     end: datetime,
     accounts: Collection[str] | None,
 ) -> _Gathered:
-    """One pass over the log (a GROUP BY per day) for every detector's counts."""
+    """The counts every detector needs, a day per GROUP BY query."""
     needs = {(level, d.window_s) for d in detectors if d.name != "new_tool" for level in d.levels}
     needs.add(("account", 3600))  # the plot's hourly volume
     new_tool = next((d for d in detectors if isinstance(d, NewToolDetector)), None)
     since = min([epoch_s(start)] + [plan[d.name][0] - d.lookback_s for d in detectors])
     until = max([epoch_s(end)] + [plan[d.name][1] for d in detectors])
-    seed = source.first_seen_before(since, accounts) if new_tool else {}
-    parts: dict[tuple[str, int], list[pd.DataFrame]] = {n: [] for n in needs}
-    uses: list[pd.DataFrame] = []
-    pair = ["account_id", "server", "tool"]
-    for chunk in source.scan(since, until, accounts):
-        if chunk.empty:
-            continue
-        for level, w in needs:
-            keys = pair if level == "tool" else ["account_id"]
-            rolled = chunk.assign(start=chunk["start"] // w * w)
-            parts[(level, w)].append(
-                rolled.groupby([*keys, "start"], as_index=False)[["calls", "denied"]].sum()
-            )
-        if new_tool is None:
-            continue
-        first, last = plan[new_tool.name]
-        before = chunk[chunk["start"] < first]
-        for a, sv, t, b in zip(
-            before["account_id"], before["server"], before["tool"], before["start"], strict=True
-        ):
-            seed.setdefault((str(a), str(sv), str(t)), int(b))
-        inside = chunk[(chunk["start"] >= first) & (chunk["start"] < last)]
-        w = new_tool.window_s
-        rolled = inside.assign(start=inside["start"] // w * w)
-        rolled = rolled.groupby([*pair, "start"], as_index=False)[["calls", "denied"]].sum()
-        uses.append(rolled)
-    frames = {
-        n: pd.concat(p, ignore_index=True) if p else empty_counts(n[0])  # type: ignore[arg-type]
-        for n, p in parts.items()
-    }
+    frames: dict[tuple[str, int], pd.DataFrame] = {}
+    for level, w in needs:
+        days = [f for _, _, f in source.days(since, until, level, w, accounts) if len(f)]
+        frames[(level, w)] = pd.concat(days, ignore_index=True) if days else empty_counts(level)
+    seed: dict[tuple[str, str, str], int] = {}
     first_uses = empty_counts("tool")
-    if uses:
-        every = pd.concat(uses, ignore_index=True)
-        earliest = every.groupby(pair)["start"].transform("min")
-        first_uses = every[every["start"] == earliest].reset_index(drop=True)
+    if new_tool is not None:
+        first, last = plan[new_tool.name]
+        seed = source.first_seen_before(first, accounts)
+        uses: list[pd.DataFrame] = []
+        seen = set(seed)
+        for day in range(first // DAY_S * DAY_S, last, DAY_S):
+            lo, hi = max(day, first), min(day + DAY_S, last)
+            fresh = {
+                k: b for k, b in source.first_buckets(lo, hi, accounts).items() if k not in seen
+            }
+            if not fresh:
+                continue  # the usual day: every pair used is known already
+            seen.update(fresh)
+            w = new_tool.window_s
+            used = source.counts("tool", w, lo, hi, sorted({k[0] for k in fresh}))
+            firsts = {k: b // w * w for k, b in fresh.items()}
+            keep = [
+                firsts.get((str(a), str(sv), str(t))) == int(st)
+                for a, sv, t, st in zip(
+                    used["account_id"], used["server"], used["tool"], used["start"], strict=True
+                )
+            ]
+            uses.append(used[keep])
+        if uses:
+            first_uses = pd.concat(uses, ignore_index=True)
     return _Gathered(frames, seed, first_uses)

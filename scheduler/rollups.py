@@ -45,6 +45,8 @@ BUCKET_S: Final = WINDOW_GRANULARITY_S
 DECISIONS: Final = ("allow", "deny", "require_approval")
 # The first build commits one day of buckets at a time (SQLite has one writer at a time).
 _BUILD_CHUNK_S: Final = DAY_S
+# Reading listed windows beats a range scan up to about this many buckets in the IN list.
+_MAX_IN_BUCKETS: Final = 2000
 _REFRESHED_UNTIL: Final = "refreshed_until"
 _KNOWN_SEEDED: Final = "known_tools_seeded"
 _EPOCH = sa.BigInteger()
@@ -234,9 +236,11 @@ class Rollups:
         since_s: int,
         until_s: int,
         accounts: Collection[str] | None = None,
+        starts: Collection[int] | None = None,
     ) -> pd.DataFrame:
         """Calls and denied calls per window of ``window_s`` in [since_s, until_s), per account
-        (``level="account"``) or per (account, server, tool) (``level="tool"``)."""
+        (``level="account"``) or per (account, server, tool) (``level="tool"``); only the
+        windows in ``starts`` if given (read through the primary key, not the whole range)."""
         table = rollup_accounts if level == "account" else rollup_tools
         keys = [table.c.account_id] + ([table.c.server, table.c.tool] if level == "tool" else [])
         w: sa.ColumnElement[int] = sa.literal_column(str(int(window_s)), _EPOCH)
@@ -253,6 +257,9 @@ class Rollups:
         )
         if accounts is not None:
             query = query.where(table.c.account_id.in_(sorted(accounts)))
+        if starts is not None and len(starts) * window_s // BUCKET_S <= _MAX_IN_BUCKETS:
+            buckets = [s + i for s in starts for i in range(0, window_s, BUCKET_S)]
+            query = query.where(table.c.bucket.in_(buckets))
         with self.engine.connect() as conn:
             return _frame(level, conn.execute(query))
 
@@ -430,32 +437,36 @@ class ActivityCounts:
         with self.engine.connect() as conn:
             return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
 
-    def scan(
-        self, since_s: int, until_s: int, accounts: Collection[str] | None = None
-    ) -> Iterator[pd.DataFrame]:
-        """Tool-level counts per bucket over [since_s, until_s), one day per query and frame.
+    def days(
+        self,
+        since_s: int,
+        until_s: int,
+        level: Level,
+        window_s: int,
+        accounts: Collection[str] | None = None,
+    ) -> Iterator[tuple[int, int, pd.DataFrame]]:
+        """Counts per ``window_s`` window over [since_s, until_s), one day per query.
 
-        A day at a time keeps SQLite's grouping in memory and the result small; the caller
-        rolls the buckets up to its windows (which never cross a day).
+        Yields ``(day_start, day_end, frame)``. A day at a time keeps SQLite's grouping in
+        memory and each result small; windows never cross a day.
         """
+        for day in range(_align(since_s, DAY_S), until_s, DAY_S):
+            lo, hi = max(day, since_s), min(day + DAY_S, until_s)
+            yield lo, hi, self.counts(level, window_s, lo, hi, accounts)
+
+    def first_buckets(
+        self, since_s: int, until_s: int, accounts: Collection[str] | None = None
+    ) -> dict[ToolKey, int]:
+        """Each pair used in [since_s, until_s), with the first bucket it was used in."""
         a = activity_log.c
         bucket = bucket_of(a.created_at, self.dialect)
+        query = (
+            sa.select(a.account_id, a.server, a.tool, sa.func.min(bucket))
+            .where(*self._range(since_s, until_s, accounts))
+            .group_by(a.account_id, a.server, a.tool)
+        )
         with self.engine.connect() as conn:
-            for day in range(_align(since_s, DAY_S), until_s, DAY_S):
-                lo, hi = max(day, since_s), min(day + DAY_S, until_s)
-                query = (
-                    sa.select(
-                        a.account_id,
-                        a.server,
-                        a.tool,
-                        bucket.label("start"),
-                        sa.func.count(),
-                        _denied(),
-                    )
-                    .where(*self._range(lo, hi, accounts))
-                    .group_by(a.account_id, a.server, a.tool, bucket)
-                )
-                yield _frame("tool", conn.execute(query))
+            return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
 
     def first_uses(
         self,
