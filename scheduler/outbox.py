@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
+from delivery import payloads
+
 from .state import outbox
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,13 @@ def insert_new(
     return [(inserted[e.key], e) for e in by_key.values() if e.key in inserted]
 
 
+def _must_follow(event: OutboxEvent) -> str | None:
+    """The key of the event that must be delivered before this one, if any."""
+    if event.event_type == payloads.APPROVAL_RESOLVED:
+        return f"{payloads.APPROVAL_CREATED}:{event.key.split(':', 1)[1]}"
+    return None
+
+
 class OutboxRelay:
     """Hands outbox rows to the dispatcher and marks them done when their attempts are over.
 
@@ -93,6 +102,9 @@ class OutboxRelay:
         self._engine = engine
         self._publisher = publisher
         self._in_flight: set[int] = set()
+        self._keys_in_flight: set[str] = set()
+        # Events held back until the event whose key they are filed under is delivered.
+        self._waiting: dict[str, tuple[int, OutboxEvent]] = {}
         self._done: list[int] = []
         #: Set when an event finished; the daemon marks it done at once, so that a crash
         #: re-sends as little as possible.
@@ -106,28 +118,48 @@ class OutboxRelay:
         """Publish freshly inserted events now; returns how many the dispatcher took.
 
         An event the dispatcher refuses (its queue is full) stays pending in the outbox and
-        goes out with the next :meth:`resend_pending`.
+        goes out with the next :meth:`load_pending`. An approval's resolution waits until its
+        creation has been delivered: endpoints are served concurrently, and a receiver must
+        never hear of a decision on an approval it does not know yet.
         """
         taken = 0
         for row_id, event in events:
             if row_id in self._in_flight:
                 continue
-            self._in_flight.add(row_id)
-            ok = self._publisher.publish(
-                event.account_id, event.event_type, event.data, on_done=self._marker(row_id)
-            )
-            if ok:
-                taken += 1
-            else:
-                self._in_flight.discard(row_id)
+            before = _must_follow(event)
+            if before is not None and before in self._keys_in_flight:
+                self._in_flight.add(row_id)
+                self._waiting[before] = (row_id, event)
+                continue
+            taken += self._publish(row_id, event)
         return taken
 
-    def _marker(self, row_id: int) -> Callable[[], None]:
+    def _publish(self, row_id: int, event: OutboxEvent) -> int:
+        self._in_flight.add(row_id)
+        self._keys_in_flight.add(event.key)
+        ok = self._publisher.publish(
+            event.account_id, event.event_type, event.data, on_done=self._marker(row_id, event.key)
+        )
+        if not ok:
+            self._in_flight.discard(row_id)
+            self._keys_in_flight.discard(event.key)
+            self._release(event.key)
+        return int(ok)
+
+    def _marker(self, row_id: int, key: str) -> Callable[[], None]:
         def done() -> None:
             self._done.append(row_id)
+            self._keys_in_flight.discard(key)
             self.has_done.set()
+            self._release(key)
 
         return done
+
+    def _release(self, key: str) -> None:
+        waiting = self._waiting.pop(key, None)
+        if waiting is not None:
+            self._in_flight.discard(waiting[0])
+            self._publish(*waiting)
 
     def load_pending(self, limit: int = 1000) -> list[tuple[int, OutboxEvent]]:
         """Rows not done and not in flight: left by a crash, or refused by a full queue.
