@@ -19,11 +19,13 @@ DEFAULT_QUEUE_SIZE = 10_000
 # without opening hundreds of sockets.
 DEFAULT_MAX_CONCURRENCY = 64
 # Requests in flight to one endpoint: a hanging receiver holds at most this many of the slots
-# above, so the others keep flowing.
-DEFAULT_PER_ENDPOINT_CONCURRENCY = 8
-# Deliveries waiting for one endpoint's slots; past this, new deliveries to that endpoint are
-# recorded as dropped instead of queueing behind a receiver that is not answering.
-DEFAULT_PER_ENDPOINT_BACKLOG = 1_000
+# above, so the others keep flowing. Four keep-alive connections already saturate one core's
+# worth of httpx; more only add connections that httpx's pool scans on every request.
+DEFAULT_PER_ENDPOINT_CONCURRENCY = 4
+# Deliveries waiting for one endpoint, as many as the event queue holds: a burst the queue
+# accepted is not dropped for a working receiver, while one that stays down fills only its own
+# backlog (~100 bytes an entry; the event bodies are shared) and then has new deliveries dropped.
+DEFAULT_PER_ENDPOINT_BACKLOG = 10_000
 # How long the dispatcher trusts its cached list of endpoints: an `endpoints add` or `remove`
 # takes effect in the daemon within this time, without a query per event.
 DEFAULT_ENDPOINTS_REFRESH_S = 5.0

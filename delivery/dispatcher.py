@@ -5,7 +5,9 @@ Flow: ``publish()`` appends to a bounded queue and returns. One loop task takes 
 queue, builds each body once, and appends one delivery per subscribed endpoint to that
 endpoint's own bounded backlog. Each endpoint has up to ``per_endpoint_concurrency`` worker tasks
 draining its backlog, and all of them share ``max_concurrency`` request slots and one
-``httpx.AsyncClient``. Outcomes are buffered and written in batches by a flusher task.
+``httpx.AsyncClient``. The loop never waits for an endpoint: a delivery that does not fit in its
+endpoint's backlog is recorded as dropped, so a hanging receiver delays nobody else.
+Outcomes are buffered and written in batches by a flusher task.
 """
 
 from __future__ import annotations
@@ -38,10 +40,6 @@ from .transport import USER_AGENT, make_client, post
 logger = logging.getLogger(__name__)
 
 TEST_MESSAGE: Final = "This is a test delivery from enforgate-webhooks."
-# How long the loop waits for room in a full endpoint backlog before calling the endpoint
-# congested and dropping its new deliveries: long enough for a busy but working receiver to
-# free a place, short enough that a hanging one delays the others only this once.
-_CONGESTION_WAIT_S: Final = 0.1
 # Outcomes kept in memory while the database is unreachable; older ones are dropped past this.
 _MAX_BUFFERED_RECORDS: Final = 50_000
 # The delivery log is pruned this often.
@@ -71,8 +69,7 @@ class _Slot:
 
     backlog: deque[tuple[_Event, Target]] = field(default_factory=deque)
     workers: int = 0
-    congested: bool = False
-    room: asyncio.Event = field(default_factory=asyncio.Event)
+    congested: bool = False  # dropping new deliveries; logged once per episode
 
 
 class Dispatcher:
@@ -126,6 +123,7 @@ class Dispatcher:
         self._targets_at = -float("inf")
         self._busy = False  # the loop holds an event it has not finished fanning out
         self._in_flight = 0
+        self._pending = 0  # deliveries waiting in endpoint backlogs
         self._requests: asyncio.Semaphore | None = None
         self._records: list[DeliveryRecord] = []
         self._flush_lock: asyncio.Lock | None = None
@@ -142,6 +140,11 @@ class Dispatcher:
     def dropped(self) -> int:
         """Events dropped by :meth:`publish` (queue full, closed, or unusable)."""
         return self._dropped
+
+    @property
+    def pending(self) -> int:
+        """Deliveries fanned out to endpoint backlogs and not yet started."""
+        return self._pending
 
     @property
     def in_flight(self) -> int:
@@ -308,7 +311,7 @@ class Dispatcher:
             event.body = _body(event.event_type, event.data, event.sent_at)  # once for all
             event.remaining = len(targets)
             for target in targets:
-                await self._enqueue(event, target)
+                self._enqueue(event, target)
         else:
             _call_done(event)
 
@@ -330,16 +333,14 @@ class Dispatcher:
             by_account.setdefault(target.account_id, []).append(target)
         self._targets = by_account
 
-    async def _enqueue(self, event: _Event, target: Target) -> None:
+    def _enqueue(self, event: _Event, target: Target) -> None:
+        # Never waits: a receiver that does not keep up fills its own backlog only, and what
+        # does not fit there is recorded as dropped for that endpoint alone.
         slot = self._slots.get(target.endpoint_id)
         if slot is None:
             slot = self._slots[target.endpoint_id] = _Slot()
-        limit = self._config.per_endpoint_backlog
-        if len(slot.backlog) >= limit and not slot.congested:
-            slot.room.clear()
-            try:
-                await asyncio.wait_for(slot.room.wait(), _CONGESTION_WAIT_S)
-            except TimeoutError:
+        if len(slot.backlog) >= self._config.per_endpoint_backlog:
+            if not slot.congested:
                 slot.congested = True
                 logger.warning(
                     "endpoint %s is not keeping up (%d deliveries waiting): dropping its new "
@@ -347,7 +348,6 @@ class Dispatcher:
                     target.endpoint_id,
                     len(slot.backlog),
                 )
-        if len(slot.backlog) >= limit:
             self._record(
                 DeliveryRecord(
                     delivery_id=_delivery_id(),
@@ -365,6 +365,7 @@ class Dispatcher:
             _attempt_over(event)
             return
         slot.backlog.append((event, target))
+        self._pending += 1
         if slot.workers < self._config.per_endpoint_concurrency:
             slot.workers += 1
             self._spawn(self._work(slot))
@@ -373,11 +374,9 @@ class Dispatcher:
         try:
             while slot.backlog:
                 event, target = slot.backlog.popleft()
-                limit = self._config.per_endpoint_backlog
-                if len(slot.backlog) < limit:
-                    slot.room.set()
-                    if slot.congested and len(slot.backlog) <= limit // 2:
-                        slot.congested = False
+                self._pending -= 1
+                if slot.congested and len(slot.backlog) <= self._config.per_endpoint_backlog // 2:
+                    slot.congested = False
                 try:
                     await self._attempt(event.body, event.event_type, target)
                 except Exception:

@@ -491,3 +491,24 @@ def test_outcomes_are_recorded_on_both_backends(
     bad = _last(store, bad_id)
     assert (bad.ok, bad.outcome) == (False, "connect_error")
     assert [len(store.log(i)) for i in (ok_id, bad_id)] == [1, 1]
+
+
+def test_deliveries_beyond_an_endpoints_backlog_are_recorded_as_dropped(
+    sqlite_engine: Engine,
+    sqlite_store: EndpointStore,
+    cipher: SecretCipher,
+    fast_config: DeliveryConfig,
+    receiver: Receiver,
+    acme: str,
+) -> None:
+    sqlite_store.add(acme, receiver.url("/hang"))
+    config = fast_config.model_copy(
+        update={"per_endpoint_concurrency": 1, "per_endpoint_backlog": 2, "timeout_s": 0.3}
+    )
+    records: list[DeliveryRecord] = []
+    dispatcher = _dispatcher(sqlite_engine, cipher, config, observer=records.append)
+    run(_publish_and_drain(dispatcher, *[(acme, "call.blocked")] * 5))
+    outcomes = sorted(r.outcome.value for r in records)
+    # All five fan out before the endpoint's worker starts: two fit its backlog, three do not.
+    assert outcomes == ["dropped", "dropped", "dropped", "timeout", "timeout"]
+    assert dispatcher.dropped == 0  # the events themselves were all accepted
