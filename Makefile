@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine with Python 3.11+ and make:
-#   make run    sets up .venv and starts the daemon on the embedded SQLite default
+#   make run    sets up .venv and runs the demo: the daemon on the embedded SQLite default, a
+#               verifying receiver and live gateway traffic (Ctrl-C stops it all)
 #   make test   sets up .venv (and PostgreSQL's server where it can) and runs every test
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run daemon test lint fmt bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +16,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+# The plain daemon on ./enforgate.toml (or the built-in defaults: ./enforgate.db).
+daemon: $(STAMP)
 	$(BIN)/enforgate-webhooks run
 
 test: $(STAMP)

@@ -278,7 +278,8 @@ class Daemon:
         await asyncio.to_thread(self._save_run, name, now, duration, None, anomalies=found)
         self.metrics.detector_seconds.labels(name).observe(duration)
         self.metrics.detector_runs.labels(name, "ok").inc()
-        log.info(
+        log.log(
+            logging.INFO if judged else logging.DEBUG,  # a run with nothing due is routine
             "detector %s: %d windows judged, %d anomalies, %d sent, %.3fs",
             name,
             judged,
