@@ -16,6 +16,8 @@ import multiprocessing
 import os
 import resource
 import socket
+import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -33,7 +35,8 @@ PUBLISH_SAMPLES = 20_000
 TOTAL_DELIVERIES = 100_000
 FIRST_CHECKPOINT = 20_000
 ENDPOINTS_PER_EVENT = 2
-BARE_REQUESTS = 20_000
+RATIO_ROUNDS = 3
+RATIO_REQUESTS = 6_000
 CONFIG = DeliveryConfig(allow_insecure_localhost=True)  # the defaults, as users run it
 # The bare loop runs as many requests at once as the dispatcher can here.
 CONCURRENCY = ENDPOINTS_PER_EVENT * CONFIG.per_endpoint_concurrency
@@ -152,6 +155,7 @@ async def bench_publish(directory: Path) -> None:
         samples.append(clock() - started)
         if i % 100 == 0:
             await asyncio.sleep(0)  # let the loop fan out and the requests pile up, hanging
+    await asyncio.sleep(0.5)
     in_flight = dispatcher.in_flight
     samples.sort()
     p50 = samples[len(samples) // 2] / 1000
@@ -169,7 +173,9 @@ async def bench_publish(directory: Path) -> None:
 # -- 2 and 3. throughput and memory ---------------------------------------------------------
 
 
-async def bench_throughput(directory: Path, port: int) -> float:
+async def dispatcher_rate(
+    directory: Path, port: int, deliveries: int, *, report: bool = False
+) -> float:
     url = f"http://127.0.0.1:{port}/hook"
     cipher = SecretCipher(Fernet.generate_key())
     engine = setup_db(directory, [url] * ENDPOINTS_PER_EVENT, cipher)
@@ -184,7 +190,7 @@ async def bench_throughput(directory: Path, port: int) -> float:
 
     dispatcher = Dispatcher(engine, config, cipher=cipher, observer=observe)
     await dispatcher.start()
-    events = TOTAL_DELIVERIES // ENDPOINTS_PER_EVENT
+    events = deliveries // ENDPOINTS_PER_EVENT
     rss_at: dict[int, float] = {}
     started = time.perf_counter()
     published = 0
@@ -204,6 +210,8 @@ async def bench_throughput(directory: Path, port: int) -> float:
         logged = conn.exec_driver_sql("SELECT count(*) FROM webhook_deliveries").scalar()
     engine.dispose()
     rate = done / elapsed
+    if not report:
+        return rate
     print(
         f"dispatcher to a fast local receiver ({done:,} deliveries, "
         f"{ENDPOINTS_PER_EVENT} endpoints per event, health recording on, default config):"
@@ -225,11 +233,11 @@ async def bench_throughput(directory: Path, port: int) -> float:
     return rate
 
 
-async def bench_bare(port: int) -> float:
+async def bare_rate(port: int, requests: int) -> float:
     url = f"http://127.0.0.1:{port}/hook"
     body = b'{"event":"call.blocked","data":{}}'
     headers = {"content-type": "application/json"}
-    per_worker = BARE_REQUESTS // CONCURRENCY
+    per_worker = requests // CONCURRENCY
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
 
@@ -241,26 +249,34 @@ async def bench_bare(port: int) -> float:
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         elapsed = time.perf_counter() - started
-    rate = per_worker * CONCURRENCY / elapsed
-    print(
-        f"bare httpx POST loop, same receiver ({per_worker * CONCURRENCY:,} requests, "
-        f"{CONCURRENCY} concurrent):"
-    )
-    line("requests per second", f"{rate:,.0f}/s")
-    return rate
+    return per_worker * CONCURRENCY / elapsed
 
 
 def main() -> None:
-    print(f"machine: {os.cpu_count()} CPUs; Python {os.sys.version.split()[0]}", flush=True)
+    print(f"machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}", flush=True)
     proc, port = start_receiver()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(bench_publish(Path(tmp)))
         with tempfile.TemporaryDirectory() as tmp:
-            bare = asyncio.run(bench_bare(port))
-            rate = asyncio.run(bench_throughput(Path(tmp), port))
-        ratio = rate / bare
-        line("dispatcher / bare httpx", f"{ratio:.0%}", "target >= 70%", ratio >= 0.70)
+            asyncio.run(dispatcher_rate(Path(tmp), port, TOTAL_DELIVERIES, report=True))
+        # The ratio alternates short runs of both, so that load from other processes on this
+        # machine hits both sides alike; the median of the per-round ratios is reported.
+        ratios, bares = [], []
+        for i in range(RATIO_ROUNDS):
+            bare = asyncio.run(bare_rate(port, RATIO_REQUESTS))
+            with tempfile.TemporaryDirectory() as tmp:
+                ours = asyncio.run(dispatcher_rate(Path(tmp), port, RATIO_REQUESTS))
+            bares.append(bare)
+            ratios.append(ours / bare)
+            print(f"  round {i + 1}: bare httpx {bare:,.0f}/s, dispatcher {ours:,.0f}/s")
+        print(
+            f"bare httpx POST loop to the same receiver ({CONCURRENCY} concurrent; "
+            f"{RATIO_ROUNDS} rounds of {RATIO_REQUESTS:,}, alternating with the dispatcher):"
+        )
+        line("bare httpx requests per second (median)", f"{statistics.median(bares):,.0f}/s")
+        ratio = statistics.median(ratios)
+        line("dispatcher / bare httpx (median)", f"{ratio:.0%}", "target >= 70%", ratio >= 0.70)
     finally:
         proc.terminate()
         proc.join(5)
