@@ -416,7 +416,13 @@ class Daemon:
     async def _housekeeping(self) -> None:
         retention = timedelta(days=self.settings.scheduler.outbox_retention_days)
         try:
-            purged = await asyncio.to_thread(self.relay.purge, datetime.now(UTC) - retention)
+            cutoff = datetime.now(UTC) - retention
+            # After a long downtime the tail re-reads approvals from before the retention:
+            # keep the keys it will need to recognise what it already sent.
+            reread_from = await asyncio.to_thread(self.tail.reread_from)
+            if reread_from is not None:
+                cutoff = min(cutoff, reread_from - timedelta(minutes=1))
+            purged = await asyncio.to_thread(self.relay.purge, cutoff)
         except Exception as exc:
             log.error("housekeeping failed: %s", exc)
             return

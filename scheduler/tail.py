@@ -96,6 +96,17 @@ class Tail:
             result.events = insert_new(conn, events, now)
         return result
 
+    def reread_from(self) -> datetime | None:
+        """The oldest time the next approvals poll re-reads from: outbox keys of events since
+        then must be kept, or a re-read would send them again. None before the first poll."""
+        with self._engine.connect() as conn:
+            state = conn.execute(
+                sa.select(tail_state.c.watermark).where(tail_state.c.stream == APPROVALS)
+            ).first()
+        if state is None or state.watermark is None:
+            return None
+        return state.watermark - self._lookback  # type: ignore[no-any-return]
+
     # -- activity_log -------------------------------------------------------------------------
 
     def _poll_activity(
