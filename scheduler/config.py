@@ -13,7 +13,8 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
@@ -209,14 +210,25 @@ def _describe(exc: ValidationError, source: str, env_keys: Mapping[str, str]) ->
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    model: type[BaseModel] = Settings
+    """The keys allowed in the table at ``loc``, for an "unknown key" message."""
+    node: Any = Settings
     for part in loc:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ["(see the README)"]
-        model = annotation
-    return sorted(model.model_fields)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part))
+            node = field.annotation if field is not None else None
+        elif get_origin(node) is dict:  # e.g. per-account overrides: any key, one model
+            node = get_args(node)[1]
+        else:
+            node = None
+        node = _unwrap_optional(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return sorted(node.model_fields)
+    return ["(see the README)"]
+
+
+def _unwrap_optional(node: Any) -> Any:
+    args = [a for a in get_args(node) if a is not type(None)]
+    return args[0] if get_origin(node) in (Union, UnionType) and len(args) == 1 else node
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

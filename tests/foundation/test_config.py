@@ -92,3 +92,12 @@ def test_config_check_redacts_the_database_password(tmp_path: Path) -> None:
     assert "hunter2" not in result.stdout
     effective = json.loads(result.stdout[result.stdout.index("{") :])
     assert effective["database"]["url"] == "postgresql://app:***@db.internal/enforgate"
+
+
+def test_an_unknown_key_in_a_per_account_override_lists_the_allowed_ones(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[detectors.call_spike.accounts."acc_1"]\nmin_ratoi = 4\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert "detectors.call_spike.accounts.acc_1.min_ratoi: unknown key" in str(info.value)
+    assert "min_ratio" in str(info.value)
