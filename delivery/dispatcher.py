@@ -175,6 +175,8 @@ class Dispatcher:
 
         Returns False if that did not happen within ``timeout`` seconds.
         """
+        if self._loop is None:  # not started: nothing can be delivered or written
+            return self._idle()
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._idle():
             if deadline is not None and time.monotonic() >= deadline:
@@ -299,7 +301,9 @@ class Dispatcher:
                 try:
                     await self._fan_out(event)
                 except Exception:
+                    # E.g. data that is not JSON: retrying would fail the same way.
                     logger.exception("event %s for %s dropped", event.event_type, event.account_id)
+                    _call_done(event)
                 finally:
                     self._busy = False
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -41,7 +41,7 @@ def _store(app: App) -> EndpointStore:
     )
 
 
-def _fail_on(exc: DeliveryError) -> None:
+def _fail_on(exc: DeliveryError) -> NoReturn:
     """Storage trouble is a failed operation (exit 1); anything else is bad input (exit 2)."""
     if isinstance(exc, DeliveryStorageError):
         fail(str(exc), EXIT_FAILED)

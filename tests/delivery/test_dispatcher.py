@@ -512,3 +512,28 @@ def test_deliveries_beyond_an_endpoints_backlog_are_recorded_as_dropped(
     # All five fan out before the endpoint's worker starts: two fit its backlog, three do not.
     assert outcomes == ["dropped", "dropped", "dropped", "timeout", "timeout"]
     assert dispatcher.dropped == 0  # the events themselves were all accepted
+
+
+def test_an_event_that_cannot_be_encoded_is_dropped_and_reported_done(
+    sqlite_engine: Engine,
+    sqlite_store: EndpointStore,
+    cipher: SecretCipher,
+    fast_config: DeliveryConfig,
+    receiver: Receiver,
+    acme: str,
+) -> None:
+    sqlite_store.add(acme, receiver.url("/ok"))
+    done: list[bool] = []
+
+    async def scenario() -> None:
+        dispatcher = _dispatcher(sqlite_engine, cipher, fast_config)
+        await dispatcher.start()
+        assert dispatcher.publish(
+            acme, "call.blocked", {"x": object()}, on_done=lambda: done.append(True)
+        )
+        assert await dispatcher.drain(5)
+        await dispatcher.aclose(1)
+
+    run(scenario())
+    assert done == [True]
+    assert receiver.received() == []
