@@ -306,9 +306,11 @@ class Daemon:
         sent: list[tuple[int, OutboxEvent]] = []
         found_total = 0
         for window_start, window_end in windows:
-            found = self.detection.judge(name, window_start, window_end)
-            found_total += len(found)
+            # One transaction per window: the tools new_tool learns, the anomalies, their
+            # outbox rows and the detector's progress commit together or not at all.
             with self._engine.begin() as conn:
+                found = self.detection.judge(name, window_start, window_end, conn=conn)
+                found_total += len(found)
                 recorded, events = record(
                     conn,
                     [(a, anomaly_data(a, now)) for a in found],

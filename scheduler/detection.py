@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from delivery import payloads
 from detectors import (
@@ -140,12 +140,14 @@ class Detection:
         *,
         accounts: Collection[str] | None = None,
         known_tools: KnownTools | None = None,
+        conn: Connection | None = None,
     ) -> list[Anomaly]:
         """The anomalies of one closed window, from the rollups up to ``window_end`` only.
 
         For ``new_tool`` the pairs first seen in the window are learned, in
-        ``known_tools`` (default: the database's, committed before this returns, so a restart
-        never reports them again; seeded on first use from everything before the window).
+        ``known_tools`` (default: the database's, seeded on first use from everything before
+        the window; written in ``conn``'s transaction if given, else committed before this
+        returns, so a restart never reports them again).
         """
         detector = self.detector(name)
         if isinstance(detector, NewToolDetector) and known_tools is None:
@@ -156,7 +158,11 @@ class Detection:
         )
         found = detector.judge(observations)
         if isinstance(detector, NewToolDetector) and known_tools is not None:
-            known_tools.learn(detector.unknown_pairs(observations), window_start)
+            pairs = detector.unknown_pairs(observations)
+            if known_tools is self.known_tools:
+                self.known_tools.learn(pairs, window_start, conn=conn)
+            else:
+                known_tools.learn(pairs, window_start)
         return found
 
 

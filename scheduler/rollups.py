@@ -352,15 +352,22 @@ class DbKnownTools:
                 since[account_id] = min(first_seen, since.get(account_id, first_seen))
         return frozenset(pairs), {a: from_epoch_s(s) for a, s in since.items()}
 
-    def learn(self, pairs: Iterable[ToolKey], first_seen: datetime) -> None:
+    def learn(
+        self, pairs: Iterable[ToolKey], first_seen: datetime, *, conn: Connection | None = None
+    ) -> None:
+        """Remember pairs as known; in ``conn``'s transaction if given (the daemon records the
+        anomaly in the same one, so a crash cannot learn a tool without reporting it)."""
         values = [
             {"account_id": a, "server": s, "tool": t, "first_seen": epoch_s(first_seen)}
             for a, s, t in pairs
         ]
         if not values:
             return
-        with self.engine.begin() as conn:
+        if conn is not None:
             conn.execute(_insert_ignore(self.dialect, known_tools), values)
+            return
+        with self.engine.begin() as own:
+            own.execute(_insert_ignore(self.dialect, known_tools), values)
 
 
 def _insert_ignore(dialect: str, table: sa.Table) -> Any:
