@@ -15,9 +15,11 @@ DEFAULT_SECRET_KEY_FILE = "./enforgate.key"  # noqa: S105  (a path, not a secret
 # burst larger than this while every receiver is down is dropped (and counted) rather than
 # letting memory grow without bound.
 DEFAULT_QUEUE_SIZE = 10_000
-# Requests in flight overall: enough to keep a few slow receivers from starving the rest
-# without opening hundreds of sockets.
-DEFAULT_MAX_CONCURRENCY = 64
+# Requests in flight overall: enough to keep eight hanging receivers (at the per-endpoint cap
+# below) from starving the rest. Not more: httpcore's pool scans every connection on each
+# request, and the daemon benchmark (12 endpoints, 1,000 rows/s) fell behind at 64 and kept up
+# at 16 on this 2-core machine.
+DEFAULT_MAX_CONCURRENCY = 32
 # Requests in flight to one endpoint: a hanging receiver holds at most this many of the slots
 # above, so the others keep flowing. Four keep-alive connections already saturate one core's
 # worth of httpx; more only add connections that httpx's pool scans on every request.

@@ -179,6 +179,8 @@ class Dispatcher:
             return self._idle()
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._idle():
+            if self._closed and not self._tasks:
+                return False  # closed with work left over: nothing will finish it now
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(_DRAIN_POLL_S)
@@ -466,7 +468,11 @@ class Dispatcher:
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(self._config.health_flush_interval_s)
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception:
+                # A bug in one batch must not stop recording for the life of the daemon.
+                logger.exception("writing delivery outcomes failed")
 
     async def _flush(self) -> None:
         assert self._flush_lock is not None

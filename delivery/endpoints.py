@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import ipaddress
+import logging
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from .exceptions import (
     DeliveryStorageError,
     InvalidUrl,
     PlanNotAllowed,
+    SecretKeyError,
     UnknownAccount,
     UnknownEndpoint,
     UnknownEvent,
@@ -29,6 +31,8 @@ from .records import DeliveryRecord
 from .schema import accounts, webhook_deliveries, webhook_endpoints
 from .secret_box import SecretCipher
 from .signing import generate_secret, secret_hint
+
+logger = logging.getLogger(__name__)
 
 #: The contract's plans that include webhooks.
 WEBHOOK_PLANS: Final[tuple[str, ...]] = ("pro", "scale")
@@ -282,7 +286,14 @@ class EndpointStore:
         )
         with self._begin() as conn:
             rows = conn.execute(query).all()
-        return [self._target(*row) for row in rows]
+        targets = []
+        for row in rows:
+            try:
+                targets.append(self._target(*row))
+            except SecretKeyError as exc:
+                # One unreadable secret must not stop deliveries to every other endpoint.
+                logger.error("endpoint %s skipped: %s", row[0], exc)
+        return targets
 
     def target(self, endpoint_id: str) -> Target:
         """One endpoint to send to, whatever it subscribes to.

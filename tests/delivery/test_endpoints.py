@@ -260,3 +260,18 @@ def test_webhook_test_is_not_a_subscribable_event() -> None:
 def test_an_empty_event_list_is_refused() -> None:
     with pytest.raises(UnknownEvent, match="no events"):
         validate_events([])
+
+
+def test_an_endpoint_whose_secret_cannot_be_decrypted_is_skipped_not_fatal(
+    engine: Engine, add_account: AddAccount, cipher: object
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from delivery import SecretCipher
+
+    add_account("acme", "pro")
+    old = EndpointStore(engine, SecretCipher(Fernet.generate_key()))
+    new = EndpointStore(engine, cipher)  # type: ignore[arg-type]
+    old.add("acme", URL)
+    kept = new.add("acme", URL).endpoint.id
+    assert [t.endpoint_id for t in new.targets()] == [kept]
