@@ -121,6 +121,7 @@ class Dispatcher:
         self._slots: dict[str, _Slot] = {}
         self._targets: dict[str, list[Target]] = {}
         self._targets_at = -float("inf")
+        self._targets_loaded: asyncio.Event | None = None
         self._busy = False  # the loop holds an event it has not finished fanning out
         self._in_flight = 0
         self._pending = 0  # deliveries waiting in endpoint backlogs
@@ -160,12 +161,14 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._wakeup = asyncio.Event()
+        self._targets_loaded = asyncio.Event()
         self._requests = asyncio.Semaphore(self._config.max_concurrency)
         self._flush_lock = asyncio.Lock()
         if self._client is None:
             self._client = make_client(self._config)
         self._spawn(self._run())
         self._spawn(self._flusher())
+        self._spawn(self._refresher())
         if self._queue:
             self._wakeup.set()
 
@@ -322,9 +325,20 @@ class Dispatcher:
             _call_done(event)
 
     async def _targets_of(self, account_id: str) -> list[Target]:
-        if time.monotonic() - self._targets_at >= self._config.endpoints_refresh_s:
+        # The refresher keeps the list at most `endpoints_refresh_s` old, off the delivery path
+        # (a re-read on the path added a database read and decryptions to one event's latency
+        # every few seconds). Only a list never read, or invalidated by a reload, is read here.
+        if self._targets_at == -float("inf"):
             await self.refresh_endpoints()
+        elif self._targets_loaded is not None and not self._targets_loaded.is_set():
+            await self._targets_loaded.wait()  # the refresher's first read is under way
         return self._targets.get(account_id, [])
+
+    async def _refresher(self) -> None:
+        while not self._closed:
+            if time.monotonic() - self._targets_at >= self._config.endpoints_refresh_s:
+                await self.refresh_endpoints()
+            await asyncio.sleep(min(1.0, self._config.endpoints_refresh_s))
 
     async def refresh_endpoints(self) -> None:
         """Re-read the endpoints now (otherwise every ``endpoints_refresh_s`` seconds)."""
@@ -334,6 +348,9 @@ class Dispatcher:
         except DeliveryError as exc:
             logger.error("cannot read webhook endpoints, keeping the last list: %s", exc)
             return
+        finally:
+            if self._targets_loaded is not None:
+                self._targets_loaded.set()
         by_account: dict[str, list[Target]] = {}
         for target in targets:
             by_account.setdefault(target.account_id, []).append(target)

@@ -145,7 +145,7 @@ class Daemon:
         self._hook_queue = asyncio.Queue(maxsize=s.scheduler.hook_queue_size)
         self._hooks = Hooks(loop, self._hook_queue, on_drop=self.metrics.hook_dropped.inc)
         await self.dispatcher.start()
-        pending = await asyncio.to_thread(self.relay.load_pending)
+        pending = await asyncio.to_thread(self.relay.load_pending, 1000)
         if pending:
             log.info("re-sending %d events left pending by the last run", len(pending))
             self.relay.send(pending)
@@ -409,7 +409,9 @@ class Daemon:
 
     async def _resend(self) -> None:
         try:
-            pending = await asyncio.to_thread(self.relay.load_pending)
+            pending = await asyncio.to_thread(
+                self.relay.load_pending, 1000, self.relay.in_flight_ids()
+            )
         except Exception as exc:
             log.error("could not read pending events: %s", exc)
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,13 +74,14 @@ def insert_new(
     ]
     dialect = conn.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(outbox).on_conflict_do_nothing(index_elements=["key"])
-    inserted: dict[str, int] = {}
-    # RETURNING with a multi-row VALUES keeps one round trip per chunk on both databases.
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        result = conn.execute(stmt.values(chunk).returning(outbox.c.id, outbox.c.key))
-        inserted.update({key: row_id for row_id, key in result})
+    stmt = (
+        insert(outbox)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(outbox.c.id, outbox.c.key)
+    )
+    # executemany with RETURNING: SQLAlchemy batches it into multi-row INSERTs itself, and the
+    # statement compiles once (a VALUES list per batch size would fill the compiled cache).
+    inserted = {key: row_id for row_id, key in conn.execute(stmt, rows)}
     return [(inserted[e.key], e) for e in by_key.values() if e.key in inserted]
 
 
@@ -88,6 +90,10 @@ def _must_follow(event: OutboxEvent) -> str | None:
     if event.event_type == payloads.APPROVAL_RESOLVED:
         return f"{payloads.APPROVAL_CREATED}:{event.key.split(':', 1)[1]}"
     return None
+
+
+# Longer than any gap between a pending-rows read and the send of its result.
+_FINISHED_MEMORY_S = 60.0
 
 
 class OutboxRelay:
@@ -106,6 +112,8 @@ class OutboxRelay:
         # Events held back until the event whose key they are filed under is delivered.
         self._waiting: dict[str, tuple[int, OutboxEvent]] = {}
         self._done: list[int] = []
+        # Ids finished recently, oldest first (insertion order), with when they finished.
+        self._finished: dict[int, float] = {}
         #: Set when an event finished; the daemon marks it done at once, so that a crash
         #: re-sends as little as possible.
         self.has_done = asyncio.Event()
@@ -124,7 +132,7 @@ class OutboxRelay:
         """
         taken = 0
         for row_id, event in events:
-            if row_id in self._in_flight:
+            if row_id in self._in_flight or row_id in self._finished:
                 continue
             before = _must_follow(event)
             if before is not None and before in self._keys_in_flight:
@@ -161,13 +169,19 @@ class OutboxRelay:
             self._in_flight.discard(waiting[0])
             self._publish(*waiting)
 
-    def load_pending(self, limit: int = 1000) -> list[tuple[int, OutboxEvent]]:
+    def in_flight_ids(self) -> frozenset[int]:
+        """A snapshot of the ids in flight (on the loop), for :meth:`load_pending`."""
+        return frozenset(self._in_flight)
+
+    def load_pending(
+        self, limit: int = 1000, in_flight: frozenset[int] = frozenset()
+    ) -> list[tuple[int, OutboxEvent]]:
         """Rows not done and not in flight: left by a crash, or refused by a full queue.
 
-        Blocking (a database read): call it from a worker thread, then :meth:`send` the result
-        on the loop.
+        Blocking (a database read): call it from a worker thread with the loop's
+        :meth:`in_flight_ids`, then :meth:`send` the result on the loop (which skips what
+        finished meanwhile).
         """
-        in_flight = frozenset(self._in_flight)
         query = (
             sa.select(
                 outbox.c.id, outbox.c.key, outbox.c.account_id, outbox.c.event_type, outbox.c.data
@@ -201,8 +215,20 @@ class OutboxRelay:
                 )
 
     def forget(self, ids: Iterable[int]) -> None:
-        """Drop finished ids from the in-flight set once they are marked (on the loop)."""
-        self._in_flight.difference_update(ids)
+        """Drop finished ids from the in-flight set once they are marked (on the loop).
+
+        They are remembered for a while: a :meth:`load_pending` that read them just before
+        they were marked done must not send them again.
+        """
+        now = time.monotonic()
+        for row_id in ids:
+            self._in_flight.discard(row_id)
+            self._finished[row_id] = now
+        while self._finished:
+            oldest, at = next(iter(self._finished.items()))
+            if now - at < _FINISHED_MEMORY_S:
+                break
+            del self._finished[oldest]
 
     def purge(self, before: datetime) -> int:
         """Forget done events finished before ``before`` (their keys are no longer needed)."""

@@ -77,3 +77,18 @@ def test_an_event_the_dispatcher_refuses_stays_pending(sqlite_engine: Engine) ->
     publisher.accept = True
     assert relay.send([(1, _event("call.blocked:1"))]) == 1
     assert relay.send([(1, _event("call.blocked:1"))]) == 0  # already in flight: not twice
+
+
+def test_a_stale_pending_read_does_not_resend_what_finished_meanwhile(
+    sqlite_engine: Engine,
+) -> None:
+    publisher = FakePublisher()
+    relay = OutboxRelay(sqlite_engine, publisher)
+    relay.send([(1, _event("call.blocked:1"))])
+    # A pending-rows read in a worker thread saw row 1 not done yet ...
+    stale = [(1, _event("call.blocked:1"))]
+    # ... then the delivery finished and was marked done before that read's result came back.
+    publisher.callbacks["call.blocked:1"]()
+    relay.forget(relay.take_done())
+    assert relay.send(stale) == 0
+    assert publisher.published == ["call.blocked:1"]
