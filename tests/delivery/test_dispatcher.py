@@ -261,7 +261,9 @@ def test_publish_returns_at_once_while_every_receiver_hangs(
         await dispatcher.aclose(0.1)
         return times
 
-    assert max(run(scenario())) < 0.05
+    # Far below the 5 s the receivers hang: publishing never waits for them (and a slow or
+    # busy machine cannot fail this).
+    assert max(run(scenario())) < 0.5
 
 
 def test_a_full_queue_drops_and_counts_without_waiting(

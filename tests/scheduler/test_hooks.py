@@ -94,7 +94,7 @@ def test_the_hook_returns_at_once_while_the_receiver_hangs(
 ) -> None:
     receiver.delay_s = 5
     durations = [_block(daemon, 100 + i) for i in range(200)]
-    assert max(durations) < 0.05  # generous: a slow machine must not fail this
+    assert max(durations) < 0.5  # far below the 5 s hang; generous for a busy machine
 
 
 def test_the_hook_never_raises_into_the_gateway(daemon: Daemon, receiver: Receiver) -> None:
