@@ -447,3 +447,29 @@ enabled = false
     finally:
         daemon.kill()
         engine.dispose()
+
+
+def test_status_shows_endpoint_health_and_detector_runs(
+    engine: Engine,
+    receiver: Receiver,
+    setup,  # type: ignore[no-untyped-def]
+) -> None:
+    config, _, _ = setup
+    assert run_cli("--config", str(config), "run", "--once").returncode == 0
+    log_calls(engine, [activity_row("acc_a", decision="deny")])
+    assert run_cli("--config", str(config), "run", "--once").returncode == 0
+    result = run_cli("--config", str(config), "status", "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    [endpoint] = status["endpoints"]
+    assert endpoint["lastDelivery"]["ok"] is True
+    assert endpoint["lastDelivery"]["status"] == 200
+    assert {d["detector"] for d in status["detectors"]} == {
+        "call_spike",
+        "block_rate_jump",
+        "new_tool",
+    }
+    assert all(d["outcome"] == "ok" for d in status["detectors"])
+    assert status["outboxPending"] == 0
+    text = run_cli("--config", str(config), "status")
+    assert "last delivery ok" in text.stdout
