@@ -110,11 +110,8 @@ def record(
         recorded.append(Recorded(data, outcome))
         if outcome is Outcome.SENT:
             events.append(
-                OutboxEvent(
-                    f"{payloads.ANOMALY_DETECTED}:{anomaly.anomaly_id}",
-                    anomaly.account_id,
-                    payloads.ANOMALY_DETECTED,
-                    data,
+                OutboxEvent.of(
+                    payloads.ANOMALY_DETECTED, anomaly.anomaly_id, anomaly.account_id, data
                 )
             )
     return recorded, events

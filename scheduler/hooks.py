@@ -63,9 +63,7 @@ class Hooks:
                 args_hash=args_hash,
                 occurred_at=occurred_at or datetime.now(UTC),
             )
-            self._offer(
-                f"{payloads.CALL_BLOCKED}:{tool_call_id}", account_id, payloads.CALL_BLOCKED, data
-            )
+            self._offer(OutboxEvent.of(payloads.CALL_BLOCKED, tool_call_id, account_id, data))
         except Exception:  # a hook can never hurt its caller
             log.exception("hooks: call_blocked dropped")
             self._on_drop()
@@ -96,12 +94,7 @@ class Hooks:
                 expires_at=expires_at,
                 occurred_at=occurred_at or datetime.now(UTC),
             )
-            self._offer(
-                f"{payloads.APPROVAL_CREATED}:{approval_id}",
-                account_id,
-                payloads.APPROVAL_CREATED,
-                data,
-            )
+            self._offer(OutboxEvent.of(payloads.APPROVAL_CREATED, approval_id, account_id, data))
         except Exception:
             log.exception("hooks: approval_created dropped")
             self._on_drop()
@@ -134,18 +127,12 @@ class Hooks:
                 resolved_by=resolved_by,
                 occurred_at=occurred_at or datetime.now(UTC),
             )
-            self._offer(
-                f"{payloads.APPROVAL_RESOLVED}:{approval_id}",
-                account_id,
-                payloads.APPROVAL_RESOLVED,
-                data,
-            )
+            self._offer(OutboxEvent.of(payloads.APPROVAL_RESOLVED, approval_id, account_id, data))
         except Exception:
             log.exception("hooks: approval_resolved dropped")
             self._on_drop()
 
-    def _offer(self, key: str, account_id: str, event_type: str, data: payloads.Data) -> None:
-        event = OutboxEvent(key, account_id, event_type, data)
+    def _offer(self, event: OutboxEvent) -> None:
         if self._loop.is_closed():
             self._drop(event)
         elif in_loop(self._loop):

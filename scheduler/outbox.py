@@ -50,6 +50,19 @@ class OutboxEvent:
     event_type: str
     data: Mapping[str, Any]
 
+    @classmethod
+    def of(
+        cls, event_type: str, cause: object, account_id: str, data: Mapping[str, Any]
+    ) -> OutboxEvent:
+        """The event of type ``event_type`` caused by ``cause`` (a tool call, approval or
+        anomaly id), keyed so that every path that sees the same cause makes the same key."""
+        return cls(event_key(event_type, cause), account_id, event_type, data)
+
+
+def event_key(event_type: str, cause: object) -> str:
+    """``call.blocked:123``: the tail, the hook and a restart all agree on it."""
+    return f"{event_type}:{cause}"
+
 
 def insert_new(
     conn: Connection, events: Sequence[OutboxEvent], now: datetime
@@ -88,7 +101,7 @@ def insert_new(
 def _must_follow(event: OutboxEvent) -> str | None:
     """The key of the event that must be delivered before this one, if any."""
     if event.event_type == payloads.APPROVAL_RESOLVED:
-        return f"{payloads.APPROVAL_CREATED}:{event.key.split(':', 1)[1]}"
+        return event_key(payloads.APPROVAL_CREATED, event.key.split(":", 1)[1])
     return None
 
 

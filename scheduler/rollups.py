@@ -434,15 +434,7 @@ class ActivityCounts:
         self, before_s: int, accounts: Collection[str] | None = None
     ) -> dict[ToolKey, int]:
         """Every pair used before ``before_s``, with the bucket it was first used in."""
-        a = activity_log.c
-        bucket = bucket_of(a.created_at, self.dialect)
-        query = (
-            sa.select(a.account_id, a.server, a.tool, sa.func.min(bucket))
-            .where(*self._range(None, before_s, accounts))
-            .group_by(a.account_id, a.server, a.tool)
-        )
-        with self.engine.connect() as conn:
-            return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+        return self.first_buckets(None, before_s, accounts)
 
     def days(
         self,
@@ -462,9 +454,10 @@ class ActivityCounts:
             yield lo, hi, self.counts(level, window_s, lo, hi, accounts)
 
     def first_buckets(
-        self, since_s: int, until_s: int, accounts: Collection[str] | None = None
+        self, since_s: int | None, until_s: int, accounts: Collection[str] | None = None
     ) -> dict[ToolKey, int]:
-        """Each pair used in [since_s, until_s), with the first bucket it was used in."""
+        """Each pair used in [since_s, until_s) (since the beginning if ``since_s`` is None),
+        with the first bucket it was used in."""
         a = activity_log.c
         bucket = bucket_of(a.created_at, self.dialect)
         query = (

@@ -276,9 +276,7 @@ def _call_blocked(row: Row[Any]) -> OutboxEvent | None:
         args_hash=row.args_hash,
         occurred_at=occurred,
     )
-    return OutboxEvent(
-        f"{payloads.CALL_BLOCKED}:{row.id}", row.account_id, payloads.CALL_BLOCKED, data
-    )
+    return OutboxEvent.of(payloads.CALL_BLOCKED, row.id, row.account_id, data)
 
 
 def _approval_created(row: Row[Any]) -> OutboxEvent:
@@ -293,9 +291,7 @@ def _approval_created(row: Row[Any]) -> OutboxEvent:
         expires_at=row.expires_at,
         occurred_at=row.created_at,
     )
-    return OutboxEvent(
-        f"{payloads.APPROVAL_CREATED}:{row.id}", row.account_id, payloads.APPROVAL_CREATED, data
-    )
+    return OutboxEvent.of(payloads.APPROVAL_CREATED, row.id, row.account_id, data)
 
 
 def _approval_resolved(row: Row[Any]) -> OutboxEvent | None:
@@ -318,9 +314,7 @@ def _approval_resolved(row: Row[Any]) -> OutboxEvent | None:
         resolved_by=row.resolved_by,
         occurred_at=occurred,
     )
-    return OutboxEvent(
-        f"{payloads.APPROVAL_RESOLVED}:{row.id}", row.account_id, payloads.APPROVAL_RESOLVED, data
-    )
+    return OutboxEvent.of(payloads.APPROVAL_RESOLVED, row.id, row.account_id, data)
 
 
 def _load_position(conn: Connection, stream: str) -> int | None:
