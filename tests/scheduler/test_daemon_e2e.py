@@ -264,6 +264,28 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(
     assert daemon.wait(15) == 0
 
 
+def test_sighup_with_a_good_config_applies_it_without_a_restart(
+    engine: Engine,
+    receiver: Receiver,
+    setup,  # type: ignore[no-untyped-def]
+) -> None:
+    config, _, start = setup
+    daemon = start()
+    config.write_text(config.read_text() + "[detectors.new_tool]\nenabled = false\n")
+    daemon.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reloaded the config" not in daemon.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "reloaded the config" in daemon.log()
+    assert daemon.proc is not None
+    assert daemon.proc.poll() is None
+    ids = log_calls(engine, [activity_row("acc_a", decision="deny")])
+    got = receiver.wait_for(lambda got: len(got) == 1)
+    assert got[0].json["data"]["toolCallId"] == ids[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(15) == 0
+
+
 def test_sigterm_exits_0_within_the_deadline_even_with_a_hanging_receiver(
     engine: Engine,
     setup,
