@@ -14,7 +14,7 @@ from delivery import format_time
 from .. import logs
 from ..anomalies import list_recorded
 from ..state import detector_runs, outbox
-from ._app import App, emit_json, parse_time, pass_app
+from ._app import EXIT_FAILED, App, emit_json, fail, parse_time, pass_app
 
 
 @click.command("run")
@@ -34,8 +34,13 @@ def run_command(app: App, once: bool) -> None:
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Health check: exit 1 if a detector's last run failed (for probes and cron).",
+)
 @pass_app
-def status_command(app: App, as_json: bool) -> None:
+def status_command(app: App, as_json: bool, check: bool) -> None:
     """Endpoint health and the detectors' last runs."""
     from delivery import EndpointStore, load_cipher
 
@@ -78,11 +83,18 @@ def status_command(app: App, as_json: bool) -> None:
         ],
         "outboxPending": pending,
     }
+    failed = [d["detector"] for d in document["detectors"] if d["outcome"] == "failed"]
     if as_json:
         emit_json(document)
-        return
+    else:
+        _print_status(document, pending)
+    if check and failed:
+        fail(f"unhealthy: the last run of {', '.join(failed)} failed", EXIT_FAILED)
+
+
+def _print_status(document: dict[str, Any], pending: int | None) -> None:
     click.echo("Endpoints:")
-    if not endpoints:
+    if not document["endpoints"]:
         click.echo("  (none)")
     for ep in document["endpoints"]:
         last = ep["lastDelivery"]
@@ -96,7 +108,7 @@ def status_command(app: App, as_json: bool) -> None:
         )
         click.echo(f"  {ep['id']}  {ep['accountId']}  {ep['url']}  {health}")
     click.echo("Detectors:")
-    if not runs:
+    if not document["detectors"]:
         click.echo("  (no runs yet)")
     for d in document["detectors"]:
         click.echo(
