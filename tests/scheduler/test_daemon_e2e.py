@@ -79,6 +79,15 @@ class Daemon:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, text: str, timeout: float = 10) -> str:
+        """Wait until the daemon has logged ``text``; returns the whole log."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = self.log()
+        assert text in log, log
+        return log
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -252,11 +261,7 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(
     good = config.read_text()
     config.write_text(good.replace("tail_interval_s = 0.2", "tail_interval_s = -5"))
     daemon.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while "reload refused" not in daemon.log() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "reload refused" in daemon.log()
-    assert "scheduler.tail_interval_s = -5" in daemon.log()
+    assert "scheduler.tail_interval_s = -5" in daemon.wait_for_log("reload refused")
     ids = log_calls(engine, [activity_row("acc_a", decision="deny")])
     got = receiver.wait_for(lambda got: len(got) == 1)
     assert got[0].json["data"]["toolCallId"] == ids[0]
@@ -273,10 +278,7 @@ def test_sighup_with_a_good_config_applies_it_without_a_restart(
     daemon = start()
     config.write_text(config.read_text() + "[detectors.new_tool]\nenabled = false\n")
     daemon.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while "reloaded the config" not in daemon.log() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "reloaded the config" in daemon.log()
+    daemon.wait_for_log("reloaded the config")
     assert daemon.proc is not None
     assert daemon.proc.poll() is None
     ids = log_calls(engine, [activity_row("acc_a", decision="deny")])
